@@ -1,0 +1,1 @@
+"""Benchmarks for stoppable: `make bench` runs them all (`python -m benchmarks`)."""

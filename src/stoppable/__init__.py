@@ -1,0 +1,36 @@
+"""stoppable: blocking I/O in threads, bounded by a total deadline and stoppable at once.
+
+Layout: the core lives in private modules and its public names are re-exported here.
+
+- ``_stop``: ``StopEvent``, the shared stop request, and how it wakes waiters.
+- ``_errors``: ``Stopped``, ``DeadlineExceeded`` and the exception tree.
+- ``_limits``: timeout validation, the absolute deadline of each call, ``scope``.
+- ``_wait``: the one waiting loop every family uses.
+
+Each I/O family is a public module, imported on demand so that ``import stoppable``
+stays light: ``stoppable.queues``, ``stoppable.sync`` (and, as they land,
+``stoppable.net``, ``stoppable.http``, ``stoppable.process``, ``stoppable.futures``,
+``stoppable.lint``).
+"""
+
+from ._errors import DeadlineExceeded, Stopped
+from ._limits import (
+    StopLike,
+    checkpoint,
+    get_poll_interval,
+    scope,
+    set_poll_interval,
+)
+from ._stop import CallbackHandle, StopEvent
+
+__all__ = [
+    "CallbackHandle",
+    "DeadlineExceeded",
+    "StopEvent",
+    "StopLike",
+    "Stopped",
+    "checkpoint",
+    "get_poll_interval",
+    "scope",
+    "set_poll_interval",
+]

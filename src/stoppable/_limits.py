@@ -1,0 +1,297 @@
+"""The limits of one blocking call: its deadline and its stops, made at the API edge.
+
+Time has one representation inside the library: an absolute ``time.monotonic()``
+deadline, made once from the relative ``timeout`` when a wrapper is called (or a
+scope entered). Everything below the edge asks "how long is left", never "how long
+was I given", so retries, redirects and loops cannot stretch the total.
+
+A call's stops are its explicit ``stop`` plus the stops of every enclosing scope:
+any of them ends the call. Its deadline is the earliest of its own and the scopes'.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from ._errors import DeadlineExceeded, Stopped
+from ._stop import StopEvent
+
+__all__ = [
+    "Limits",
+    "StopLike",
+    "begin",
+    "checkpoint",
+    "get_poll_interval",
+    "limits",
+    "scope",
+    "set_poll_interval",
+    "validate_stop",
+    "validate_timeout",
+]
+
+_monotonic = time.monotonic
+
+
+@runtime_checkable
+class StopLike(Protocol):
+    """Anything that can be asked whether a stop was requested (``threading.Event``)."""
+
+    def is_set(self) -> bool:
+        """Whether the stop was requested."""
+        ...
+
+
+_poll_interval = 0.05
+
+
+def get_poll_interval() -> float:
+    """The slice, in seconds, between checks of a stop that cannot wake a wait."""
+    return _poll_interval
+
+
+def set_poll_interval(seconds: float) -> float:
+    """Set the slice between checks of a polled stop; returns the previous value.
+
+    A polled stop is a plain ``threading.Event`` (or anything with ``is_set()``), or
+    any stop during a wait that nothing can wake (``Lock.acquire``, ``Thread.join``).
+    Shorter slices notice a stop sooner and cost more CPU while waiting.
+    """
+    global _poll_interval
+    value = validate_timeout(seconds, "seconds")
+    if value <= 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    previous, _poll_interval = _poll_interval, value
+    return previous
+
+
+def validate_timeout(timeout: object, name: str = "timeout") -> float:
+    """``timeout`` as a float, or a ``TypeError``/``ValueError`` naming ``name``.
+
+    A finite number of seconds, ``>= 0``; ``None``, ``bool``, NaN and infinity are
+    refused: the library's promise is that every wait ends.
+    """
+    kind = type(timeout)
+    if kind is float or kind is int:
+        value = float(timeout)  # type: ignore[arg-type]
+    elif timeout is None:
+        raise TypeError(
+            f"{name} is required: a finite number of seconds, got None "
+            "(stoppable never waits without a limit)"
+        )
+    elif isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds, got {kind.__name__} {timeout!r}")
+    else:
+        value = float(timeout)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {timeout!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {timeout!r}")
+    return value
+
+
+def validate_stop(stop: object, name: str = "stop") -> StopLike:
+    """``stop`` if it can be asked ``is_set()``, else a ``TypeError`` naming ``name``."""
+    if isinstance(stop, StopEvent) or callable(getattr(stop, "is_set", None)):
+        return stop  # type: ignore[return-value]
+    raise TypeError(
+        f"{name} must be a StopEvent or an object with is_set(), got {type(stop).__name__} {stop!r}"
+    )
+
+
+class _ScopeState:
+    """What the innermost scope imposes, already merged with its parents."""
+
+    __slots__ = ("deadline", "stops", "timeout")
+
+    def __init__(self, deadline: float | None, timeout: float | None, stops: tuple[StopLike, ...]):
+        self.deadline = deadline
+        self.timeout = timeout  # the budget that set ``deadline``, for messages
+        self.stops = stops
+
+
+_current_scope: ContextVar[_ScopeState | None] = ContextVar("stoppable_scope", default=None)
+
+
+class scope:  # a context manager used like a function, as contextlib's are
+    """Impose a deadline and/or a stop on every ``stoppable`` call in a block.
+
+    ::
+
+        with stoppable.scope(timeout=5, stop=shutdown):
+            item = queues.get(q, timeout=2)      # ends by min(2 s, what is left of 5 s)
+            net.sendall(sock, item, timeout=2)   # or at once when shutdown is set
+
+    The deadline is fixed when the block is entered. Scopes nest: the innermost
+    call honours every enclosing scope's stop and the earliest deadline among them
+    and its own ``timeout``. A scope lives in a ``contextvars`` variable, so it
+    belongs to the thread (or task) that entered it and is not seen by others. It
+    does not catch anything: calls inside raise ``Stopped`` or their family's
+    ``DeadlineExceeded`` as usual.
+    """
+
+    __slots__ = ("_state", "_stop", "_timeout", "_token")
+
+    def __init__(self, *, timeout: float | None = None, stop: StopLike | None = None) -> None:
+        if timeout is None and stop is None:
+            raise TypeError("scope() needs a timeout, a stop, or both")
+        self._timeout = None if timeout is None else validate_timeout(timeout)
+        self._stop = None if stop is None else validate_stop(stop)
+        self._state: _ScopeState | None = None
+        self._token: object = None
+
+    @property
+    def deadline(self) -> float | None:
+        """The absolute ``time.monotonic()`` deadline in force inside, or ``None``."""
+        return None if self._state is None else self._state.deadline
+
+    def remaining(self) -> float | None:
+        """Seconds left until the deadline in force (``0.0`` once passed), or ``None``."""
+        deadline = self.deadline
+        return None if deadline is None else max(0.0, deadline - _monotonic())
+
+    def __enter__(self) -> scope:
+        if self._state is not None:
+            raise RuntimeError("a scope can be entered only once")
+        parent = _current_scope.get()
+        deadline, budget = None, self._timeout
+        if budget is not None:
+            deadline = _monotonic() + budget
+        stops: tuple[StopLike, ...] = () if self._stop is None else (self._stop,)
+        if parent is not None:
+            if parent.deadline is not None and (deadline is None or parent.deadline < deadline):
+                deadline, budget = parent.deadline, parent.timeout
+            stops = parent.stops + tuple(s for s in stops if s not in parent.stops)
+        self._state = _ScopeState(deadline, budget, stops)
+        self._token = _current_scope.set(self._state)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current_scope.reset(self._token)  # type: ignore[arg-type]
+
+
+class Limits:
+    """The deadline and stops of one call, once it has to block.
+
+    ``begin()`` does the work every call needs (validation, the stop check, the
+    deadline) without allocating; ``Limits`` is made only when a call must wait, and
+    merges in the enclosing scopes.
+    """
+
+    __slots__ = ("deadline", "from_scope", "operation", "stops", "timeout")
+
+    def __init__(self, timeout: float, stop: object, operation: str) -> None:
+        deadline = _monotonic() + timeout
+        stops: tuple[StopLike, ...] = () if stop is None else (stop,)  # type: ignore[assignment]
+        from_scope = False
+        state = _current_scope.get()
+        if state is not None:
+            if state.deadline is not None and state.deadline < deadline:
+                deadline, from_scope = state.deadline, True
+                timeout = state.timeout  # type: ignore[assignment] # set with the deadline
+            if state.stops:
+                stops = stops + tuple(s for s in state.stops if s is not stop)
+        self.deadline = deadline
+        self.timeout = float(timeout)  # the budget that ran out, for messages
+        self.from_scope = from_scope
+        self.stops = stops
+        self.operation = operation
+
+    def remaining(self) -> float:
+        """Seconds left until the deadline; ``<= 0`` once it has passed."""
+        return self.deadline - _monotonic()
+
+    def raise_if_stopped(self) -> None:
+        """Raise ``Stopped`` (with the reason) if any of the call's stops is set."""
+        for stop in self.stops:
+            if stop.is_set():
+                raise Stopped(getattr(stop, "reason", None))
+
+    def stop_events(self) -> list[StopEvent]:
+        """The stops that can wake a wait (``StopEvent``s)."""
+        return [stop for stop in self.stops if isinstance(stop, StopEvent)]
+
+    def has_polled_stop(self) -> bool:
+        """Whether some stop can only be polled (it is not a ``StopEvent``)."""
+        return any(not isinstance(stop, StopEvent) for stop in self.stops)
+
+    def deadline_error(
+        self, error: Callable[..., DeadlineExceeded] = DeadlineExceeded
+    ) -> DeadlineExceeded:
+        """The family's timeout error, its message naming the operation and budget."""
+        if self.from_scope:
+            message = (
+                f"{self.operation} ran out of time: the enclosing stoppable.scope's "
+                f"deadline (timeout={self.timeout:g} s) passed"
+            )
+        else:
+            message = f"{self.operation} timed out after {self.timeout:g} s"
+        return error(message, timeout=self.timeout)
+
+
+_INF = math.inf
+
+
+def begin(timeout: object, stop: object) -> float:
+    """Start a wrapper call: validate ``timeout`` and ``stop``, check the stops.
+
+    Returns the timeout as a number of seconds. Raises the validation errors before
+    anything else (so no I/O happens on bad input), then ``Stopped`` if the call's
+    stop or a scope's stop is already set: stops are level-triggered.
+
+    This is the fixed cost of every call, so it allocates nothing and does not even
+    read the clock: a call that does not have to wait (an item is there, the lock is
+    free) never needs a deadline. One that does makes ``Limits(timeout, ...)``, which
+    fixes the deadline before the first blocking step, a few microseconds after
+    entry, and merges in the enclosing scopes.
+    """
+    kind = timeout.__class__
+    # NaN fails the comparison and takes the slow path, which refuses it.
+    if not ((kind is float or kind is int) and 0 <= timeout < _INF):  # type: ignore[operator]
+        timeout = validate_timeout(timeout)
+    if stop is not None:
+        if stop.__class__ is StopEvent:
+            if stop._flag:
+                raise Stopped(stop._reason)
+        elif validate_stop(stop).is_set():
+            raise Stopped(getattr(stop, "reason", None))
+    state = _current_scope.get()
+    if state is not None:
+        for scope_stop in state.stops:
+            if scope_stop.is_set():
+                raise Stopped(getattr(scope_stop, "reason", None))
+    return timeout  # type: ignore[return-value]
+
+
+def limits(timeout: object, stop: object, operation: str) -> Limits:
+    """``begin()`` and ``Limits`` at once, for calls that will most likely wait."""
+    return Limits(begin(timeout, stop), stop, operation)
+
+
+def checkpoint(stop: StopLike | None = None) -> None:
+    """Raise if the work in progress should end: for loops that make no blocking call.
+
+    Raises ``Stopped`` if ``stop`` or an enclosing scope's stop is set, and
+    ``DeadlineExceeded`` if an enclosing scope's deadline has passed; otherwise
+    returns at once (it never waits).
+    """
+    stops: tuple[StopLike, ...] = () if stop is None else (validate_stop(stop),)
+    state = _current_scope.get()
+    if state is not None:
+        stops += state.stops
+    for candidate in stops:
+        if candidate.is_set():
+            raise Stopped(getattr(candidate, "reason", None))
+    if state is not None and state.deadline is not None and state.deadline <= _monotonic():
+        call = Limits(_INF, None, "checkpoint")  # the scope's deadline, already passed, wins
+        raise call.deadline_error()

@@ -1,0 +1,243 @@
+"""``StopEvent``: the shared stop request, and how it wakes waiters.
+
+A ``StopEvent`` wakes three kinds of waiter, each without polling:
+
+- threads in its own ``wait()``, through its condition;
+- threads blocked in a family's condition wait (queues, events, semaphores), through
+  a callback the waiting loop registers for the length of its wait;
+- threads blocked in ``select``/``poll`` (sockets, pipes, pidfds), through a wake-up
+  file descriptor that becomes readable when the event is set and stays readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from types import TracebackType
+
+__all__ = ["CallbackHandle", "StopEvent"]
+
+_log = logging.getLogger("stoppable")
+
+
+class _Wakeup:
+    """A file descriptor that turns readable, for good, when fired.
+
+    An eventfd where the kernel has one (one descriptor), a pipe elsewhere on POSIX.
+    It is never read: staying readable is what makes the stop level-triggered for
+    every later ``select``.
+    """
+
+    __slots__ = ("_write_fd", "fileno")
+
+    def __init__(self) -> None:
+        if hasattr(os, "eventfd"):
+            self.fileno = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._write_fd = self.fileno
+        else:  # pragma: no cover - non-Linux POSIX
+            self.fileno, self._write_fd = os.pipe()
+            os.set_blocking(self._write_fd, False)
+
+    def fire(self) -> None:
+        if self._write_fd == self.fileno:
+            os.eventfd_write(self._write_fd, 1)
+        else:  # pragma: no cover - non-Linux POSIX
+            os.write(self._write_fd, b"\0")
+
+    def close(self) -> None:
+        os.close(self.fileno)
+        if self._write_fd != self.fileno:  # pragma: no cover - non-Linux POSIX
+            os.close(self._write_fd)
+
+
+class CallbackHandle:
+    """Returned by ``StopEvent.add_callback``: ``remove()`` unregisters the callback.
+
+    Also a context manager that removes the callback on exit, so a callback can be
+    scoped to a block.
+    """
+
+    __slots__ = ("_event", "_key")
+
+    def __init__(self, event: StopEvent | None, key: int) -> None:
+        self._event = event
+        self._key = key
+
+    def remove(self) -> None:
+        """Unregister the callback; harmless if it already ran or was removed."""
+        event, self._event = self._event, None
+        if event is not None:
+            event._unregister(self._key)
+
+    def __enter__(self) -> CallbackHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+
+class StopEvent:
+    """A request to stop, shared by the threads that should honour it.
+
+    A drop-in superset of ``threading.Event`` for stopping: ``set()``, ``is_set()``
+    and ``wait(timeout)`` behave the same, and setting it also wakes at once every
+    thread blocked in a ``stoppable`` wrapper that uses it. There is no ``clear()``:
+    a stop is one-way, so every later call with it raises ``Stopped`` (use a new
+    event, or a ``child()``, for a new run of work).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_children",
+        "_cond",
+        "_flag",
+        "_next_key",
+        "_reason",
+        "_wakeup",
+    )
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._flag = False
+        self._reason: object = None
+        self._callbacks: dict[int, Callable[[], object]] = {}
+        self._next_key = 0
+        self._children: weakref.WeakSet[StopEvent] | None = None
+        self._wakeup: _Wakeup | None = None
+
+    def __repr__(self) -> str:
+        state = f"set, reason={self._reason!r}" if self._flag else "unset"
+        return f"<{type(self).__name__} {state}>"
+
+    def is_set(self) -> bool:
+        """Whether a stop has been requested."""
+        return self._flag
+
+    @property
+    def reason(self) -> object:
+        """The reason given to the first ``set()``; ``None`` before, or if none was given."""
+        return self._reason
+
+    def set(self, reason: object = None) -> None:
+        """Request the stop; the first call wins, later ones change nothing.
+
+        Wakes every waiter at once: threads in ``wait()``, threads blocked in the
+        library's wrappers, and readers of ``fileno()``. Then runs the callbacks, in
+        the order they were added, and sets the children. A callback that raises is
+        logged to the ``stoppable`` logger and does not keep the others from running.
+        Thread-safe, but not safe inside a signal handler (it takes locks that the
+        interrupted code may hold): ``stoppable.process.stop_on_signals`` is.
+        """
+        with self._cond:
+            if self._flag:
+                return
+            self._flag = True
+            self._reason = reason
+            callbacks = list(self._callbacks.values())
+            self._callbacks.clear()
+            children = list(self._children) if self._children else []
+            self._children = None
+            if self._wakeup is not None:
+                self._wakeup.fire()
+            self._cond.notify_all()
+        # Outside the lock: callbacks take other locks (a queue's mutex), and a
+        # callback may add callbacks or set other events.
+        interrupted: BaseException | None = None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("StopEvent callback %r raised", callback)
+            except BaseException as exc:  # KeyboardInterrupt: finish waking first
+                interrupted = interrupted or exc
+        for child in children:
+            child.set(reason)
+        if interrupted is not None:
+            raise interrupted
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or until ``timeout`` seconds pass; return ``is_set()``.
+
+        Same as ``threading.Event.wait``, including ``timeout=None`` for no limit.
+        """
+        with self._cond:
+            if not self._flag:
+                self._cond.wait(timeout)
+            return self._flag
+
+    def add_callback(self, callback: Callable[[], object]) -> CallbackHandle:
+        """Run ``callback()`` once when the event is set; at once if it already is.
+
+        When already set, the callback runs now, in this thread, and its exception
+        (if any) propagates. Otherwise it runs in the thread that calls ``set()``.
+        ``remove()`` on the returned handle unregisters it.
+        """
+        key = self._register(callback)
+        if key is None:
+            callback()
+            return CallbackHandle(None, 0)
+        return CallbackHandle(self, key)
+
+    def child(self) -> StopEvent:
+        """A new event that is set when this one is (with its reason), not the reverse.
+
+        The parent holds its children weakly: a child nobody uses any more is freed.
+        """
+        child = StopEvent()
+        with self._cond:
+            if not self._flag:
+                if self._children is None:
+                    self._children = weakref.WeakSet()
+                self._children.add(child)
+                return child
+            reason = self._reason
+        child.set(reason)
+        return child
+
+    def fileno(self) -> int:
+        """A file descriptor that becomes readable when the event is set, for good.
+
+        For ``select``/``poll`` beside other descriptors; it is never to be read or
+        closed by the caller. Made on first use and closed when the event is freed.
+        """
+        wakeup = self._wakeup
+        if wakeup is None:
+            with self._cond:
+                wakeup = self._wakeup
+                if wakeup is None:
+                    wakeup = _Wakeup()
+                    if self._flag:
+                        wakeup.fire()
+                    weakref.finalize(self, wakeup.close)
+                    self._wakeup = wakeup
+        return wakeup.fileno
+
+    # The waiting loop's registration: unlike add_callback, never runs the callback
+    # inline, because the caller holds the lock that the callback takes.
+    def _register(self, callback: Callable[[], object]) -> int | None:
+        """Register ``callback``; ``None`` (and nothing registered) if already set."""
+        with self._cond:
+            if self._flag:
+                return None
+            key = self._next_key
+            self._next_key = key + 1
+            self._callbacks[key] = callback
+            return key
+
+    def _unregister(self, key: int) -> None:
+        with self._cond:
+            self._callbacks.pop(key, None)
+
+    def _callback_count(self) -> int:
+        """How many callbacks are registered (for leak tests)."""
+        with self._cond:
+            return len(self._callbacks)

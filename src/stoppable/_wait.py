@@ -1,0 +1,161 @@
+"""The one waiting loop every family uses, and the ways a wait can be woken.
+
+A family describes its wait by an ``attempt(seconds)`` function: try the operation,
+blocking for at most ``seconds`` (``0`` means do not block), and return its result,
+or ``NOT_YET``. The loop owns everything else: the stop check before each attempt,
+the deadline arithmetic, the final non-blocking attempt when time is up, the slice
+for stops that must be polled, and registering (then unregistering) the wake-up.
+
+Families differ only in how a ``StopEvent`` interrupts their blocking step:
+
+- ``wake=<callable>``: the blocking step is a condition wait; the callable (which
+  notifies that condition) is registered on each ``StopEvent`` for the length of the
+  wait and removed when it ends.
+- ``wake=WAKE_BY_FD``: the blocking step is a ``poll`` that includes each
+  ``StopEvent``'s wake-up descriptor (see ``fd_waiter``).
+- ``wake=None``: nothing can interrupt the blocking step (``Lock.acquire``,
+  ``Thread.join``), so it runs in slices of the poll interval.
+
+A plain ``threading.Event`` as a stop cannot wake anything, so any wait that has one
+also runs in slices.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from . import _limits
+from ._errors import DeadlineExceeded, Stopped
+from ._limits import Limits
+from ._stop import StopEvent
+
+__all__ = ["NOT_YET", "WAKE_BY_FD", "NotYet", "fd_waiter", "wait_condition", "wait_loop"]
+
+T = TypeVar("T")
+
+
+class NotYet(enum.Enum):
+    """The type of ``NOT_YET``."""
+
+    NOT_YET = enum.auto()
+
+
+NOT_YET: Final = NotYet.NOT_YET
+
+
+class _WakeByFd(enum.Enum):
+    WAKE_BY_FD = enum.auto()
+
+
+WAKE_BY_FD: Final = _WakeByFd.WAKE_BY_FD
+
+_monotonic = time.monotonic
+
+
+def wait_loop(
+    call: Limits,
+    attempt: Callable[[float], T | NotYet],
+    *,
+    wake: Callable[[], object] | _WakeByFd | None,
+    error: Callable[..., DeadlineExceeded] = DeadlineExceeded,
+) -> T:
+    """Run ``attempt`` until it returns a result, a stop is set, or time is up.
+
+    Raises ``Stopped`` or ``call.deadline_error(error)``. Each attempt blocks for the
+    time left, or for the poll interval where the stop cannot wake it.
+    """
+    registered = _register(call, wake) if callable(wake) else []
+    sliced = wake is None or call.has_polled_stop()
+    interval = _limits.get_poll_interval()
+    try:
+        while True:
+            call.raise_if_stopped()
+            remaining = call.deadline - _monotonic()
+            if remaining <= 0:
+                # One last try without blocking, as the standard library does: a
+                # result that is already there is returned, not thrown away.
+                result = attempt(0.0)
+                if result is not NOT_YET:
+                    return result
+                raise call.deadline_error(error)
+            result = attempt(min(remaining, interval) if sliced else remaining)
+            if result is not NOT_YET:
+                return result
+    finally:
+        for event, key in registered:
+            event._unregister(key)
+
+
+def _register(call: Limits, wake: Callable[[], object]) -> list[tuple[StopEvent, int]]:
+    registered: list[tuple[StopEvent, int]] = []
+    for event in call.stop_events():
+        key = event._register(wake)
+        if key is None:  # set since the entry check
+            for other, other_key in registered:
+                other._unregister(other_key)
+            raise Stopped(event.reason)
+        registered.append((event, key))
+    return registered
+
+
+def _notify_all(cond: threading.Condition) -> None:
+    with cond:
+        cond.notify_all()
+
+
+def wait_condition(
+    call: Limits,
+    cond: threading.Condition,
+    ready: Callable[[], object],
+    *,
+    error: Callable[..., DeadlineExceeded] = DeadlineExceeded,
+) -> None:
+    """Wait, holding ``cond`` as the caller does, until ``ready()`` is true.
+
+    Returns with ``cond`` held and ``ready()`` true, or raises with ``cond`` held. A
+    stop wakes the wait by notifying ``cond``. When this waiter leaves by raising
+    while ``ready()`` is true, it may have absorbed the ``notify()`` meant for the
+    waiter that should take the item, so it passes one on: no wake-up is lost.
+    """
+
+    def attempt(seconds: float) -> bool | NotYet:
+        if ready():
+            return True
+        if seconds > 0:
+            cond.wait(seconds)
+            if ready():
+                return True
+        return NOT_YET
+
+    try:
+        wait_loop(call, attempt, wake=lambda: _notify_all(cond), error=error)
+    except BaseException:
+        if ready():
+            cond.notify()
+        raise
+
+
+def fd_waiter(call: Limits, fd: int, mask: int) -> Callable[[float], bool]:
+    """A blocking step for ``wait_loop(..., wake=WAKE_BY_FD)`` on descriptor ``fd``.
+
+    The returned function polls ``fd`` for ``mask`` (``select.POLLIN``/``POLLOUT``)
+    together with each ``StopEvent``'s wake-up descriptor, for at most ``seconds``,
+    and says whether ``fd`` itself is ready. ``poll`` has no ``FD_SETSIZE`` limit.
+    """
+    poller = select.poll()
+    poller.register(fd, mask)
+    for event in call.stop_events():
+        poller.register(event.fileno(), select.POLLIN)
+
+    def block(seconds: float) -> bool:
+        # Rounded up: a remainder below 1 ms must still block, not spin.
+        events = poller.poll(math.ceil(seconds * 1000))
+        return any(ready_fd == fd for ready_fd, _ in events)
+
+    return block
