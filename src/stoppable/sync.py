@@ -155,13 +155,15 @@ def wait(
         raise TypeError("predicate is only for a threading.Condition")
     if isinstance(waitable, threading.Barrier):
         return _wait_barrier(limits(timeout, stop, "barrier wait"), waitable)
-    if isinstance(waitable, threading.Event | StopEvent):
+    if isinstance(waitable, threading.Event):
         call = limits(timeout, stop, "event wait")
-        cond: threading.Condition = waitable._cond  # type: ignore[union-attr]
+        cond: threading.Condition = waitable._cond  # type: ignore[attr-defined]
         with cond:
             if not waitable.is_set():
                 wait_condition(call, cond, waitable.is_set)
         return True
+    if isinstance(waitable, StopEvent):
+        return _wait_stop_event(limits(timeout, stop, "event wait"), waitable)
     if isinstance(waitable, threading.Condition):
         call = limits(timeout, stop, "condition wait")
         if predicate is not None:
@@ -171,6 +173,23 @@ def wait(
         "waitable must be a threading.Event, StopEvent, Condition or Barrier, "
         f"got {type(waitable).__name__}"
     )
+
+
+def _wait_stop_event(call: Limits, event: StopEvent) -> bool:
+    # A condition of this wait's own, notified by a callback on the awaited event:
+    # waiting under the event's internal lock would deadlock when the event is also
+    # one of the call's stops (registering the stop's wake-up takes that lock).
+    cond = threading.Condition(threading.Lock())
+    with cond:
+        key = event._register(lambda: _notify_all(cond))
+        if key is None:
+            return True
+        try:
+            wait_condition(call, cond, event.is_set)
+        finally:
+            event._unregister(key)
+    call.raise_if_stopped()  # the awaited event may be the call's own stop
+    return True
 
 
 def _wait_for(call: Limits, cond: threading.Condition, predicate: Callable[[], T]) -> T:
