@@ -234,8 +234,11 @@ class StopEvent:
             return key
 
     def _unregister(self, key: int) -> None:
-        with self._cond:
-            self._callbacks.pop(key, None)
+        # Once set, the callbacks are gone already; not taking the lock then spares a
+        # crowd of just-stopped waiters from queueing on it one by one.
+        if not self._flag:
+            with self._cond:
+                self._callbacks.pop(key, None)
 
     def _callback_count(self) -> int:
         """How many callbacks are registered (for leak tests)."""
