@@ -96,3 +96,8 @@ class QueueEmptyDeadline(DeadlineExceeded, queue.Empty):
 
 class QueueFullDeadline(DeadlineExceeded, queue.Full):
     """A queue put timed out: both ``DeadlineExceeded`` and ``queue.Full``."""
+
+
+# Tracebacks and reprs name the public modules these are imported from.
+Stopped.__module__ = DeadlineExceeded.__module__ = "stoppable"
+QueueEmptyDeadline.__module__ = QueueFullDeadline.__module__ = "stoppable.queues"

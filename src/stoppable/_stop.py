@@ -244,3 +244,6 @@ class StopEvent:
         """How many callbacks are registered (for leak tests)."""
         with self._cond:
             return len(self._callbacks)
+
+
+StopEvent.__module__ = CallbackHandle.__module__ = "stoppable"
