@@ -49,7 +49,7 @@ def stop_latency(
         time.sleep(0.003 + rng.uniform(0, jitter))
         started = time.perf_counter()
         stop.set()  # type: ignore[attr-defined] # StopLike promises only is_set()
-        thread.join()
+        thread.join(LONG)
         samples.append(ended[0] - started)
     return samples
 
@@ -154,7 +154,7 @@ def _blocked_waiters(
     ended: list[float] = []
 
     def waiter() -> None:
-        ready.wait()
+        ready.wait(LONG)
         with contextlib.suppress(Stopped):
             block()
         ended.append(time.perf_counter())
@@ -162,7 +162,7 @@ def _blocked_waiters(
     threads = [threading.Thread(target=waiter) for _ in range(n)]
     for thread in threads:
         thread.start()
-    ready.wait()
+    ready.wait(LONG)
     time.sleep(0.3)  # all blocked
     return threads, ended
 
@@ -216,7 +216,7 @@ def mass_wake_table() -> Table:
 
     def raw_wait(event: threading.Event) -> Callable[[], None]:
         def block() -> None:
-            event.wait()
+            event.wait(LONG)
 
         return block
 

@@ -23,9 +23,9 @@ def main() -> int:
     stop = StopEvent()
     work: queue.Queue[str] = queue.Queue()
     full: queue.Queue[str] = queue.Queue(maxsize=1)
-    full.put("occupied")
+    full.put_nowait("occupied")
     lock = threading.Lock()
-    lock.acquire()  # held by main: the lock worker waits
+    lock.acquire(timeout=1)  # held by main: the lock worker waits
     semaphore = threading.Semaphore(0)
     event = threading.Event()
     condition = threading.Condition()

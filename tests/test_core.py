@@ -236,7 +236,7 @@ def wrappers(timeout: Any, stop: Any = None) -> Wrappers:
     event.set()
     thread = threading.Thread(target=lambda: None)
     thread.start()
-    thread.join()
+    thread.join(LONG)
     calls: dict[str, Callable[[], object]] = {
         "queues.get": lambda: queues.get(q, timeout=timeout, stop=stop),
         "queues.put": lambda: queues.put(q, 2, timeout=timeout, stop=stop),
@@ -453,7 +453,7 @@ def test_scopes_belong_to_their_thread() -> None:
         assert queues.get(q, timeout=LONG) == 2
     finally:
         leave.set()
-        holder.join()
+        holder.join(LONG)
 
 
 def test_nesting_is_independent_per_thread() -> None:
@@ -524,7 +524,7 @@ def test_ten_thousand_stopped_waits_leave_no_callback_fd_or_thread() -> None:
         caller.start()
         with pytest.raises(Stopped):
             queues.get(q, timeout=LONG, stop=child)
-        caller.join()
+        caller.join(LONG)
         assert child._callback_count() == 0
     assert stop._callback_count() == 0
     assert threading.active_count() == threads_before
@@ -577,5 +577,5 @@ def test_the_deadline_is_total_not_per_wake_up() -> None:
         elapsed, _ = _elapsed_until_timeout(SHORT, q)
     finally:
         done.set()
-        disturber.join()
+        disturber.join(LONG)
     assert SHORT <= elapsed < SHORT + WAKE_BOUND

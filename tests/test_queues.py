@@ -157,10 +157,10 @@ def test_a_get_woken_by_a_put_returns_the_item(no_polling: None) -> None:
 
 def test_a_put_woken_by_a_get_enqueues(no_polling: None) -> None:
     q: queue.Queue[int] = queue.Queue(maxsize=1)
-    q.put(1)
+    q.put(1, timeout=LONG)
     thread, outcome = start_call(lambda: queues.put(q, 2, timeout=LONG, stop=StopEvent()))
     wait_until_blocked(thread)
-    assert q.get() == 1
+    assert q.get(timeout=LONG) == 1
     assert outcome.done.wait(WAKE_BOUND)
     assert outcome.error is None
     assert q.get_nowait() == 2
@@ -186,7 +186,7 @@ def test_stop_wakes_a_blocked_get_without_polling(
 
 def test_stop_wakes_a_blocked_put_without_polling(no_polling: None) -> None:
     q: queue.Queue[int] = queue.Queue(maxsize=1)
-    q.put(1)
+    q.put(1, timeout=LONG)
     stop = StopEvent()
     thread, outcome = start_call(lambda: queues.put(q, 2, timeout=LONG, stop=stop))
     wait_until_blocked(thread)
@@ -264,7 +264,7 @@ def test_take_marks_the_item_done_when_the_block_ends() -> None:
         assert item == "job"
         assert q.unfinished_tasks == 1
     assert q.unfinished_tasks == 0
-    q.join()  # returns at once: nothing unfinished
+    q.join()  # noqa: STP102 - returns at once: nothing is unfinished
 
 
 def test_take_puts_the_item_back_when_stopped_in_the_block() -> None:
@@ -300,10 +300,10 @@ def test_take_counts_an_ordinary_failure_as_done_and_reraises() -> None:
 
 def test_take_puts_back_into_a_full_bounded_queue_without_blocking() -> None:
     q: queue.Queue[int] = queue.Queue(maxsize=1)
-    q.put(1)
+    q.put(1, timeout=LONG)
     stop = StopEvent()
     with pytest.raises(Stopped), queues.take(q, timeout=1, stop=stop):
-        q.put(2)  # another producer refills the queue meanwhile
+        q.put(2, timeout=LONG)  # another producer refills the queue meanwhile
         stop.set()
         checkpoint(stop)
     assert sorted(q.queue) == [1, 2]

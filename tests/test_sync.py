@@ -49,7 +49,7 @@ def _is_free(lock: Any) -> bool:
 
     prober = threading.Thread(target=probe)
     prober.start()
-    prober.join()
+    prober.join(LONG)
     return result[0]
 
 
@@ -122,7 +122,7 @@ def test_a_waiter_stopped_while_waiting_for_a_lock_never_holds_it(
 
 def test_semaphore_wait_is_woken_without_polling(no_polling: None) -> None:
     semaphore = threading.BoundedSemaphore(1)
-    semaphore.acquire()
+    semaphore.acquire(timeout=LONG)
     stop = StopEvent()
     thread, outcome = start_call(lambda: sync.acquire(semaphore, timeout=LONG, stop=stop))
     wait_until_blocked(thread)
@@ -324,7 +324,7 @@ def test_join_is_stopped_within_a_slice(fast_polling: None) -> None:
     assert outcome.done.wait(WAKE_BOUND)
     assert isinstance(outcome.error, Stopped)
     release.set()
-    thread.join()
+    thread.join(LONG)
 
 
 def test_join_refuses_what_thread_join_refuses() -> None:

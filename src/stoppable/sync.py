@@ -273,7 +273,7 @@ class _PolledStopWatcher:
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join()
+        self._thread.join()  # noqa: STP100 - it ends within a poll interval of _closed
 
 
 def join(thread: threading.Thread, *, timeout: float, stop: StopLike | None = None) -> None:
