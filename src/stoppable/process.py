@@ -1,0 +1,928 @@
+"""Subprocesses with a total deadline, stopped at once and always reaped; shutdown on signals.
+
+``run``, ``wait`` and ``communicate`` are the ``subprocess`` calls with a ``timeout``
+that is a total deadline (spawning, writing input, reading output and waiting for the
+exit all count) and a ``stop``. When either ends the call, the child is ended the
+same way every time:
+
+1. ``SIGTERM``, so it can clean up;
+2. up to ``kill_after`` seconds of grace (``KILL_AFTER``, 1 s, by default; ``0`` skips
+   straight to the kill);
+3. ``SIGKILL`` if it is still running;
+4. reaped (no zombie), its remaining output read without blocking, and the pipes the
+   call used closed (no orphaned pipe).
+
+So a stopped or timed-out call returns up to ``kill_after`` seconds after the stop or
+deadline if the child ignores ``SIGTERM``, and within microseconds of the child's
+exit otherwise.
+
+How a wait is woken, without a busy loop:
+
+- the child's exit: a pidfd (``os.pidfd_open``, Linux 5.3 and later) polled beside
+  everything else, so the exit is noticed at once; where there is none (another
+  POSIX system, or a sandbox that refuses it), the child is polled with a backoff
+  from 1 ms up to the poll interval (``stoppable.set_poll_interval``, 50 ms), as
+  ``subprocess`` itself does;
+- a ``StopEvent``: its wake-up descriptor is in the same ``poll``, so a stop is
+  noticed at once in both cases (a plain ``threading.Event`` stop is checked every
+  poll interval);
+- output and input (``communicate``, ``run``): the pipes are in the same ``poll``.
+
+Errors: a timeout raises ``ProcessDeadline``, which is both a
+``stoppable.DeadlineExceeded`` and the ``subprocess.TimeoutExpired`` the standard
+library raises, so existing ``except subprocess.TimeoutExpired`` clauses keep working.
+A stop raises ``ProcessStopped``, a ``stoppable.Stopped``. Both carry ``cmd``, the
+output captured so far (``output``/``stdout`` and ``stderr``: always ``bytes``, even in
+text mode, as ``TimeoutExpired`` documents; ``None`` for a stream that was not
+captured) and the ``returncode`` the ended child left. Stops are level-triggered: a
+call whose stop is already set raises at once; ``run`` then starts nothing, while
+``wait`` and ``communicate`` end the child they were given, as a stop a moment later
+would.
+
+``terminate(popen)`` ends a child the same way, for code that manages its own
+``Popen``.
+
+Graceful shutdown: ``stop_on_signals`` turns ``SIGTERM``/``SIGINT`` (an orchestrator's
+stop, Ctrl-C) into ``StopEvent.set(reason="SIGTERM")``, which wakes every thread
+blocked in a ``stoppable`` call at once; a second signal gets the default action (a
+hard exit). The set is made by a watcher thread fed through ``signal.set_wakeup_fd``,
+never by the signal handler: a handler runs between two bytecodes of the main thread,
+which may hold the event's lock, and it runs late when the signal lands on another
+thread. Its docstring has the details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType, TracebackType
+from typing import IO, Any, Final, Generic, TypeVar, Union, overload
+
+from . import _limits
+from ._errors import DeadlineExceeded, Stopped
+from ._limits import Limits, StopLike, begin, limits, validate_stop, validate_timeout
+from ._stop import StopEvent
+from ._wait import NOT_YET, WAKE_BY_FD, NotYet, wait_loop
+
+__all__ = [
+    "KILL_AFTER",
+    "ProcessDeadline",
+    "ProcessStopped",
+    "communicate",
+    "run",
+    "stop_on_signals",
+    "terminate",
+    "wait",
+]
+
+KILL_AFTER: Final = 1.0
+"""Default grace, in seconds, between ``SIGTERM`` and ``SIGKILL`` for a child being ended."""
+
+# After SIGKILL a process ends within microseconds unless it is stuck in the kernel
+# (uninterruptible I/O on a dead NFS server); then it is left to the standard
+# library's own reaper (subprocess reaps finished children when it next starts one).
+_REAP_AFTER_KILL = 10.0
+# Reading what an ended child left in its pipes stops when nothing more is ready at
+# once (a grandchild may hold a pipe open) or after this long (one may keep writing).
+_DRAIN_FOR = 0.1
+_CHUNK = 65536
+
+_POLLIN: Final = select.POLLIN
+_POLLOUT: Final = select.POLLOUT
+
+# Whether to wake by pidfd; set to False to use the bounded poll (tests do, to cover it).
+_use_pidfd: bool = hasattr(os, "pidfd_open")
+
+Args = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Sequence[Any]]
+
+
+class ProcessDeadline(DeadlineExceeded, subprocess.TimeoutExpired):  # type: ignore[misc]
+    """A process call timed out: both ``DeadlineExceeded`` and ``subprocess.TimeoutExpired``.
+
+    ``cmd`` is the child's ``args``, ``timeout`` the budget that ran out, ``output``
+    (also ``stdout``) and ``stderr`` the bytes captured before it was ended (``None``
+    for a stream that was not captured), ``returncode`` the status it ended with. By
+    the time this is raised the child has been ended and reaped.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout: float | None = None,
+        cmd: Any = None,
+        output: bytes | None = None,
+        stderr: bytes | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        DeadlineExceeded.__init__(self, message, timeout=timeout)
+        # subprocess.TimeoutExpired's attributes, set as its __init__ would.
+        self.cmd = cmd
+        self.output = output
+        self.stderr = stderr
+        self.returncode = returncode
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_deadline,
+            (self.args[0], self.timeout, self.cmd, self.output, self.stderr, self.returncode),
+        )
+
+
+def _rebuild_deadline(
+    message: str,
+    timeout: float | None,
+    cmd: Any,
+    output: bytes | None,
+    stderr: bytes | None,
+    returncode: int | None,
+) -> ProcessDeadline:
+    return ProcessDeadline(
+        message, timeout=timeout, cmd=cmd, output=output, stderr=stderr, returncode=returncode
+    )
+
+
+class ProcessStopped(Stopped):
+    """A process call was stopped: a ``stoppable.Stopped`` that keeps the child's output.
+
+    ``reason`` is the stop's reason; ``cmd``, ``output`` (also ``stdout``), ``stderr``
+    and ``returncode`` are as for ``ProcessDeadline``. The child has been ended and
+    reaped by the time this is raised.
+    """
+
+    def __init__(
+        self,
+        reason: object = None,
+        *,
+        cmd: Any = None,
+        output: bytes | None = None,
+        stderr: bytes | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.cmd = cmd
+        self.output = output
+        self.stderr = stderr
+        self.returncode = returncode
+
+    @property
+    def stdout(self) -> bytes | None:
+        """The same as ``output``, as on ``subprocess.TimeoutExpired``."""
+        return self.output
+
+    @stdout.setter
+    def stdout(self, value: bytes | None) -> None:
+        self.output = value
+
+
+# --- the child and its pipes ------------------------------------------------------
+
+
+def _ms(seconds: float) -> int:
+    # Rounded up: a remainder below 1 ms must still block, not spin.
+    return math.ceil(seconds * 1000) if seconds > 0 else 0
+
+
+def _open_pidfd(popen: subprocess.Popen[Any]) -> int | None:
+    """A pidfd for the child, or ``None`` (no pidfd here, or the child is already reaped).
+
+    Opened under the ``Popen``'s own waitpid lock where it is free, so the child cannot
+    be reaped, and its pid reused, between the check and the open.
+    """
+    if not _use_pidfd or popen.returncode is not None:
+        return None
+    lock: Any = getattr(popen, "_waitpid_lock", None)
+    locked = lock is not None and lock.acquire(False)
+    try:
+        if popen.returncode is not None:
+            return None
+        return os.pidfd_open(popen.pid)
+    except OSError:  # ESRCH: reaped by someone else; ENOSYS/EPERM: no pidfds here
+        return None
+    finally:
+        if locked:
+            lock.release()
+
+
+class _Child:
+    """A child process being waited on: its ``Popen`` and, where it can have one, a pidfd."""
+
+    __slots__ = ("pidfd", "popen")
+
+    def __init__(self, popen: subprocess.Popen[Any]) -> None:
+        self.popen = popen
+        self.pidfd = _open_pidfd(popen)
+
+    def exit_step(self, stop_fds: Iterable[int]) -> Callable[[float], int | NotYet]:
+        """A blocking step for ``wait_loop``: the exit status, or ``NOT_YET``.
+
+        Blocks at most ``seconds`` in a ``poll`` of the pidfd and ``stop_fds``; without a
+        pidfd, at most one backoff delay (1 ms doubling to the poll interval) of a
+        ``poll`` of ``stop_fds``, so a stop still wakes it at once.
+        """
+        popen, pidfd = self.popen, self.pidfd
+        poller = select.poll()
+        for fd in stop_fds:
+            poller.register(fd, _POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, _POLLIN)
+        interval = _limits.get_poll_interval()
+        delay = 0.0005
+
+        def attempt(seconds: float) -> int | NotYet:
+            nonlocal delay
+            code = popen.poll()
+            if code is not None:
+                return code
+            if seconds <= 0:
+                return NOT_YET
+            if pidfd is None:
+                delay = min(delay * 2, interval)
+                poller.poll(_ms(min(seconds, delay)))
+                code = popen.poll()
+            elif any(fd == pidfd for fd, _ in poller.poll(_ms(seconds))):
+                code = popen.poll()
+                if code is None:
+                    # It has exited, but another thread holds the Popen's waitpid lock
+                    # (it is reaping the child): wait for that lock, not in a spin.
+                    lock: Any = getattr(popen, "_waitpid_lock", None)
+                    if lock is not None and lock.acquire(True, min(seconds, interval)):
+                        lock.release()
+                    else:
+                        time.sleep(min(seconds, 0.001))
+                    code = popen.poll()
+            return NOT_YET if code is None else code
+
+        return attempt
+
+    def wait_for_exit(self, seconds: float) -> bool:
+        """Wait at most ``seconds`` (no stop can cut it short); whether it was reaped."""
+        step = self.exit_step(())
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if step(max(remaining, 0.0)) is not NOT_YET:
+                return True
+            if remaining <= 0:
+                return False
+
+    def send(self, sig: int) -> None:
+        """Send ``sig`` unless the child is known to have exited; by pidfd where there is one."""
+        popen = self.popen
+        if popen.poll() is not None:
+            return
+        if self.pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):  # exited since the poll
+                signal.pidfd_send_signal(self.pidfd, sig)
+        else:
+            popen.send_signal(sig)
+
+    def end(self, kill_after: float) -> None:
+        """``SIGTERM``, up to ``kill_after`` s of grace, ``SIGKILL``; then reap."""
+        if self.popen.poll() is not None:
+            return
+        try:
+            if kill_after > 0:
+                self.send(signal.SIGTERM)
+                self.wait_for_exit(kill_after)
+        finally:  # also if interrupted during the grace (a second Ctrl-C)
+            if self.popen.poll() is None:
+                self.send(signal.SIGKILL)
+                self.wait_for_exit(_REAP_AFTER_KILL)
+
+    def close(self) -> None:
+        """Close the pidfd."""
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+class _Pipes:
+    """The child's pipes during ``communicate``: the input still to write, the output so far."""
+
+    def __init__(self, popen: subprocess.Popen[Any], data: bytes | None) -> None:
+        self.out: list[bytes] | None = None if popen.stdout is None else []
+        self.err: list[bytes] | None = None if popen.stderr is None else []
+        # How each captured stream is decoded at the end (text mode), read up front:
+        # the streams are closed by then.
+        self.decode: dict[str, tuple[str, str] | None] = {}
+        self.readers: dict[int, tuple[IO[Any], list[bytes]]] = {}
+        for name, stream, chunks in (
+            ("out", popen.stdout, self.out),
+            ("err", popen.stderr, self.err),
+        ):
+            if stream is None:
+                continue
+            self.decode[name] = (
+                (stream.encoding, stream.errors or "strict")
+                if isinstance(stream, io.TextIOWrapper)
+                else None
+            )
+            if chunks is not None and not stream.closed:
+                self.readers[stream.fileno()] = (stream, chunks)
+        self.stdin: IO[Any] | None = None
+        self.stdin_fd = -1
+        self.flushing = False
+        self.input = memoryview(data) if data else None
+        self.offset = 0
+        self.poller = select.poll()
+        if popen.stdin is not None and not popen.stdin.closed:
+            self.stdin = popen.stdin
+            self.stdin_fd = popen.stdin.fileno()
+            self.flushing = True  # anything the caller wrote to it first goes out first
+            os.set_blocking(self.stdin_fd, False)
+        for fd in self.readers:
+            self.poller.register(fd, _POLLIN)
+
+    def pending(self) -> bool:
+        """Whether there is input left to write or output left to read."""
+        return bool(self.readers) or self.stdin is not None
+
+    def step(self, stop_fds: Iterable[int]) -> Callable[[float], bool | NotYet]:
+        """A blocking step for ``wait_loop``: move data until every pipe is done."""
+        for fd in stop_fds:
+            self.poller.register(fd, _POLLIN)
+        self.write()  # what fits now; the rest when the pipe has room
+        if self.stdin is not None:
+            self.poller.register(self.stdin_fd, _POLLOUT)
+
+        def attempt(seconds: float) -> bool | NotYet:
+            if not self.pending():
+                return True
+            for fd, _ in self.poller.poll(_ms(seconds)):
+                if fd in self.readers:
+                    self.read(fd)
+                elif fd == self.stdin_fd and self.stdin is not None:
+                    self.write()
+            return NOT_YET if self.pending() else True
+
+        return attempt
+
+    def read(self, fd: int) -> None:
+        stream, chunks = self.readers[fd]
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            chunks.append(data)
+            return
+        self.poller.unregister(fd)
+        del self.readers[fd]
+        stream.close()
+
+    def write(self) -> None:
+        stdin = self.stdin
+        if stdin is None:
+            return
+        try:
+            if self.flushing:
+                stdin.flush()
+                self.flushing = False
+            data = self.input
+            while data is not None and self.offset < len(data):
+                self.offset += os.write(self.stdin_fd, data[self.offset : self.offset + _CHUNK])
+        except BlockingIOError:
+            return  # the pipe is full: go on when poll says it has room
+        except BrokenPipeError:
+            pass  # the child stopped reading: the rest is dropped, as subprocess does
+        self.close_stdin()
+
+    def close_stdin(self) -> None:
+        stdin, self.stdin = self.stdin, None
+        if stdin is None:
+            return
+        with contextlib.suppress(KeyError):
+            self.poller.unregister(self.stdin_fd)
+        # OSError: unflushed data the child will never read; the fd is closed all the same.
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def drain(self) -> None:
+        """Read what an ended child left in the pipes, without waiting for more."""
+        until = time.monotonic() + _DRAIN_FOR
+        poller = select.poll()
+        for fd in self.readers:
+            poller.register(fd, _POLLIN)
+        while self.readers and time.monotonic() < until:
+            ready = poller.poll(0)
+            if not ready:
+                break  # a grandchild holds the pipe open but writes nothing
+            for fd, _ in ready:
+                if fd in self.readers:
+                    self.read(fd)
+                    if fd not in self.readers:
+                        poller.unregister(fd)
+
+    def close(self) -> None:
+        """Close every pipe this call still has open."""
+        self.close_stdin()
+        for fd in list(self.readers):
+            stream, _ = self.readers.pop(fd)
+            stream.close()
+
+    def raw(self) -> tuple[bytes | None, bytes | None]:
+        """The output so far, as bytes (``None`` for a stream not captured)."""
+        return (
+            None if self.out is None else b"".join(self.out),
+            None if self.err is None else b"".join(self.err),
+        )
+
+    def results(self) -> tuple[Any, Any]:
+        """The complete output, decoded (with universal newlines) in text mode."""
+        out, err = self.raw()
+        return _decode(out, self.decode.get("out")), _decode(err, self.decode.get("err"))
+
+
+def _decode(data: bytes | None, how: tuple[str, str] | None) -> Any:
+    if data is None or how is None:
+        return data
+    # As subprocess does in text mode: decode, then universal newlines.
+    return data.decode(*how).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _encode_input(popen: subprocess.Popen[Any], data: Any) -> bytes | None:
+    """The input as bytes, or a clear error before any I/O."""
+    if data is None:
+        return None
+    if popen.stdin is None:
+        raise ValueError("input was given, but the child's stdin is not a pipe (stdin=PIPE)")
+    if isinstance(popen.stdin, io.TextIOWrapper):
+        if not isinstance(data, str):
+            raise TypeError(f"input must be str in text mode, got {type(data).__name__}")
+        return data.encode(popen.stdin.encoding, popen.stdin.errors or "strict")
+    if isinstance(data, str):
+        raise TypeError("input must be bytes (str needs text=True), got str")
+    return bytes(data)
+
+
+def _describe(args: Args, pid: int | None = None) -> str:
+    """The program, without its arguments (they may hold secrets), for messages."""
+    if isinstance(args, (str, bytes, os.PathLike)):
+        text = os.fsdecode(args)
+        program = text.split()[0] if text.split() else text
+    elif args:
+        program = (
+            os.fsdecode(args[0]) if isinstance(args[0], (str, bytes, os.PathLike)) else str(args[0])
+        )
+    else:
+        program = "?"
+    if len(program) > 60:
+        program = "..." + program[-57:]
+    return f"process {program!r}" + ("" if pid is None else f" (pid {pid})")
+
+
+def _deadline_error(cmd: Any) -> Callable[..., DeadlineExceeded]:
+    def make(message: str, *, timeout: float | None = None) -> DeadlineExceeded:
+        return ProcessDeadline(message, timeout=timeout, cmd=cmd)
+
+    return make
+
+
+def _stop_fds(call: Limits) -> list[int]:
+    return [event.fileno() for event in call.stop_events()]
+
+
+def _ended(
+    child: _Child, pipes: _Pipes | None, kill_after: float, exc: BaseException
+) -> BaseException:
+    """End the child after ``exc`` interrupted a call; the exception to raise for it."""
+    popen = child.popen
+    try:
+        child.end(kill_after)
+    finally:
+        if pipes is not None:
+            try:
+                pipes.drain()
+            finally:
+                pipes.close()
+    output, stderr = (None, None) if pipes is None else pipes.raw()
+    if isinstance(exc, ProcessDeadline):
+        exc.output, exc.stderr, exc.returncode = output, stderr, popen.returncode
+        return exc
+    if isinstance(exc, Stopped) and not isinstance(exc, ProcessStopped):
+        return ProcessStopped(
+            exc.reason, cmd=popen.args, output=output, stderr=stderr, returncode=popen.returncode
+        )
+    return exc  # KeyboardInterrupt and the like: the child is ended all the same
+
+
+def _validate_common(timeout: object, stop: object, kill_after: object) -> float:
+    """Refuse bad arguments before anything happens to the child; returns kill_after."""
+    validate_timeout(timeout)
+    if stop is not None:
+        validate_stop(stop)
+    return validate_timeout(kill_after, "kill_after")
+
+
+def _communicate(
+    popen: subprocess.Popen[Any],
+    data: bytes | None,
+    kill_after: float,
+    make_call: Callable[[], Limits],
+) -> tuple[Any, Any]:
+    child: _Child | None = None
+    pipes: _Pipes | None = None
+    try:
+        child = _Child(popen)
+        call = make_call()  # raises Stopped if the stop is already set
+        pipes = _Pipes(popen, data)
+        stop_fds = _stop_fds(call)
+        error = _deadline_error(popen.args)
+        wait_loop(call, pipes.step(stop_fds), wake=WAKE_BY_FD, error=error)
+        wait_loop(call, child.exit_step(stop_fds), wake=WAKE_BY_FD, error=error)
+        return pipes.results()
+    except BaseException as exc:
+        if child is None:
+            raise
+        if pipes is None:  # stopped before any I/O: the pipes are this call's all the same
+            pipes = _Pipes(popen, None)
+        replacement = _ended(child, pipes, kill_after, exc)
+        if replacement is exc:
+            raise
+        try:
+            raise replacement from None
+        finally:
+            del replacement  # its traceback holds this frame: no reference cycle
+    finally:
+        if child is not None:
+            child.close()
+
+
+# --- the public calls -------------------------------------------------------------
+
+
+def wait(
+    popen: subprocess.Popen[Any],
+    *,
+    timeout: float,
+    stop: StopLike | None = None,
+    kill_after: float = KILL_AFTER,
+) -> int:
+    """Wait at most ``timeout`` seconds for ``popen``'s child to exit; its return code.
+
+    Woken at once by the child's exit (a pidfd, where the kernel has one) and by a
+    ``StopEvent``. On a stop or at the deadline the child is ended (``SIGTERM``,
+    ``kill_after`` seconds of grace, ``SIGKILL``) and reaped, then ``ProcessStopped``
+    or ``ProcessDeadline`` is raised (``output``/``stderr`` are ``None``: ``wait``
+    reads no pipe). The ``Popen``'s pipes are left to the caller. As with
+    ``Popen.wait``, a child writing more than a pipe holds to a pipe nobody reads
+    blocks: use ``communicate`` for those.
+    """
+    grace = _validate_common(timeout, stop, kill_after)
+    child: _Child | None = None
+    try:
+        seconds = begin(timeout, stop)
+        code = popen.poll()
+        if code is not None:
+            return code
+        call = Limits(seconds, stop, f"wait for {_describe(popen.args, popen.pid)}")
+        child = _Child(popen)
+        return wait_loop(
+            call,
+            child.exit_step(_stop_fds(call)),
+            wake=WAKE_BY_FD,
+            error=_deadline_error(popen.args),
+        )
+    except BaseException as exc:
+        if child is None:
+            child = _Child(popen)
+        replacement = _ended(child, None, grace, exc)
+        if replacement is exc:
+            raise
+        try:
+            raise replacement from None
+        finally:
+            del replacement  # its traceback holds this frame: no reference cycle
+    finally:
+        if child is not None:
+            child.close()
+
+
+def communicate(
+    popen: subprocess.Popen[Any],
+    input: Any = None,
+    *,
+    timeout: float,
+    stop: StopLike | None = None,
+    kill_after: float = KILL_AFTER,
+) -> tuple[Any, Any]:
+    """``Popen.communicate`` with a total deadline and a stop: ``(stdout, stderr)``.
+
+    Writes ``input`` (``bytes``; ``str`` in text mode) to the child's stdin, then
+    closes it; reads stdout and stderr (those that are pipes) to their end; waits
+    for the exit. All in one ``poll`` with the stops: no thread per pipe. In text
+    mode the output is decoded with universal newlines, as ``subprocess`` does.
+
+    On a stop or at the deadline the child is ended and reaped, what it had written
+    is kept, the pipes are closed, and ``ProcessStopped``/``ProcessDeadline`` carries
+    that output (bytes). Unlike ``Popen.communicate`` after a ``TimeoutExpired``, there
+    is nothing to retry: the child is gone. Input given without ``stdin=PIPE`` is a
+    ``ValueError`` (``subprocess`` ignores it silently).
+    """
+    grace = _validate_common(timeout, stop, kill_after)
+    data = _encode_input(popen, input)
+    operation = f"communicate with {_describe(popen.args, popen.pid)}"
+    return _communicate(popen, data, grace, lambda: limits(timeout, stop, operation))
+
+
+def run(
+    args: Args,
+    *,
+    timeout: float,
+    stop: StopLike | None = None,
+    input: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    kill_after: float = KILL_AFTER,
+    **popen_kwargs: Any,
+) -> subprocess.CompletedProcess[Any]:
+    """``subprocess.run`` with a total deadline and a stop.
+
+    Takes the same arguments: ``input``, ``capture_output``, ``check``, and anything
+    ``Popen`` takes (``stdin``, ``stdout``, ``stderr``, ``text``, ``encoding``,
+    ``errors``, ``cwd``, ``env``, ``shell``, ``start_new_session``...). Returns a
+    ``subprocess.CompletedProcess``; with ``check=True`` a non-zero exit raises
+    ``subprocess.CalledProcessError``, as ``subprocess.run`` does.
+
+    The deadline covers starting the child, the input, the output and the exit. If
+    the stop is already set, no child is started. On a stop or at the deadline the
+    child is ended (``SIGTERM``, ``kill_after`` seconds of grace, ``SIGKILL``) and
+    reaped, and ``ProcessStopped`` or ``ProcessDeadline`` carries the output captured
+    so far (bytes). Only the child is signalled: a shell's own children (``shell=True``)
+    are not; run them with ``exec`` in the shell command.
+    """
+    grace = _validate_common(timeout, stop, kill_after)
+    if input is not None:
+        text_mode = any(popen_kwargs.get(key) for key in _TEXT_MODE_KEYS)
+        if text_mode and not isinstance(input, str):
+            raise TypeError(f"input must be str in text mode, got {type(input).__name__}")
+        if not text_mode and isinstance(input, str):
+            raise TypeError("input must be bytes (str needs text=True), got str")
+    seconds = begin(timeout, stop)
+    if input is not None:
+        if popen_kwargs.get("stdin") is not None:
+            raise ValueError("stdin and input arguments may not both be used.")
+        popen_kwargs["stdin"] = subprocess.PIPE
+    if capture_output:
+        if popen_kwargs.get("stdout") is not None or popen_kwargs.get("stderr") is not None:
+            raise ValueError("stdout and stderr arguments may not be used with capture_output.")
+        popen_kwargs["stdout"] = subprocess.PIPE
+        popen_kwargs["stderr"] = subprocess.PIPE
+    call = Limits(seconds, stop, f"run of {_describe(args)}")
+    popen: subprocess.Popen[Any] = subprocess.Popen(args, **popen_kwargs)
+    try:
+        data = _encode_input(popen, input)
+    except BaseException:  # an input the encoding refuses: the child is not wanted
+        _terminate(popen, 0)
+        _close_all(popen)
+        raise
+    stdout, stderr = _communicate(popen, data, grace, lambda: call)
+    code = popen.returncode
+    if check and code:
+        raise subprocess.CalledProcessError(code, popen.args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(popen.args, code, stdout, stderr)
+
+
+_TEXT_MODE_KEYS = ("text", "encoding", "errors", "universal_newlines")
+
+
+def _close_all(popen: subprocess.Popen[Any]) -> None:
+    for stream in (popen.stdin, popen.stdout, popen.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _terminate(popen: subprocess.Popen[Any], kill_after: float) -> None:
+    child = _Child(popen)
+    try:
+        child.end(kill_after)
+    finally:
+        child.close()
+
+
+def terminate(popen: subprocess.Popen[Any], *, kill_after: float = KILL_AFTER) -> int:
+    """End ``popen``'s child as a stopped call does, and reap it; its return code.
+
+    ``SIGTERM``, up to ``kill_after`` seconds for it to exit, then ``SIGKILL``. Returns
+    at once if the child has already exited. Leaves the pipes to the caller.
+    """
+    _terminate(popen, validate_timeout(kill_after, "kill_after"))
+    code = popen.poll()
+    if code is None:  # pragma: no cover - stuck in the kernel even after SIGKILL
+        raise ProcessLookupError(f"{_describe(popen.args, popen.pid)} survived SIGKILL")
+    return code
+
+
+# --- graceful shutdown ------------------------------------------------------------
+
+
+E = TypeVar("E", StopEvent, threading.Event)
+
+
+class stop_on_signals(Generic[E]):  # a context manager used like a function, as contextlib's are
+    """In the main thread, make ``signals`` set ``stop`` (reason: the signal's name).
+
+    ::
+
+        stop = StopEvent()
+        with stop_on_signals(stop):               # SIGINT and SIGTERM by default
+            workers = start_workers(stop)         # all blocked in stoppable calls
+            stop.wait()                           # until the orchestrator's SIGTERM
+            for worker in workers:
+                sync.join(worker, timeout=5)
+
+    On the first of the signals, ``stop`` is set with ``reason="SIGTERM"`` (or
+    ``"SIGINT"``, ...), which wakes every ``stoppable`` call that uses it at once. A
+    second one gets the default action: the process ends hard, without cleanup (an
+    impatient operator's second Ctrl-C). On exit the previous handlers and wake-up
+    descriptor are restored (a handler installed from C, which Python cannot
+    reinstate, becomes the default action), and a signal that came inside the block
+    has been set on ``stop``. ``stop`` defaults to a new ``StopEvent``; entering
+    returns it. ``received`` and ``received_at`` (``time.monotonic()``) tell which
+    signal came first, and when.
+
+    How, and why not simply a handler that calls ``stop.set()``:
+
+    - Python runs a signal handler in the main thread, between two bytecodes of
+      whatever that thread was doing. ``StopEvent.set()`` takes the event's lock (and
+      its callbacks may take others, such as a queue's mutex): had the main thread
+      been holding one of those, the handler would wait forever for a lock its own
+      thread holds.
+    - Python runs that handler late, or never: when the kernel delivers the signal
+      to another thread (any thread may get a process's signal), a main thread
+      blocked in a lock or ``Event.wait`` is not interrupted, and keeps waiting.
+
+    So the set happens in a small watcher thread (started on entry, joined on exit)
+    that reads a pipe which ``signal.set_wakeup_fd`` makes the interpreter's C-level
+    handler write the signal number to, at once, whichever thread the signal
+    interrupted. The Python handler only switches the signals to their default
+    action. Should a second signal come before the main thread has run that
+    handler, the watcher ends the process itself with ``os._exit(128 + signal)``,
+    the status a shell reports for a death by that signal. Bytes for other signals
+    are passed on to the wake-up descriptor that was set before (asyncio's, say).
+
+    Refused with ``RuntimeError`` outside the main thread (Python installs handlers
+    only there), and with ``ValueError`` for a signal that cannot be caught
+    (``SIGKILL``, ``SIGSTOP``). Entered once per instance.
+    """
+
+    @overload
+    def __init__(
+        self: stop_on_signals[StopEvent],
+        stop: None = None,
+        signals: Iterable[int] = ...,
+    ) -> None: ...
+    @overload
+    def __init__(self, stop: E, signals: Iterable[int] = ...) -> None: ...
+    def __init__(
+        self,
+        stop: E | None = None,
+        signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM),
+    ) -> None:
+        if stop is not None and not callable(getattr(stop, "set", None)):
+            raise TypeError(
+                f"stop must be a StopEvent or threading.Event, got {type(stop).__name__}"
+            )
+        chosen: list[signal.Signals] = []
+        for number in signals:
+            sig = signal.Signals(number)  # ValueError for a number that is no signal
+            if sig in (signal.SIGKILL, signal.SIGSTOP):
+                raise ValueError(f"{sig.name} cannot be caught")
+            if sig not in chosen:
+                chosen.append(sig)
+        if not chosen:
+            raise ValueError("signals must name at least one signal")
+        self.stop: E = StopEvent() if stop is None else stop  # type: ignore[assignment]
+        """The event the signals set."""
+        self.signals: tuple[signal.Signals, ...] = tuple(chosen)
+        """The signals handled."""
+        self.received: signal.Signals | None = None
+        """The first of the signals that arrived, or ``None``."""
+        self.received_at: float | None = None
+        """When it arrived, as ``time.monotonic()`` (read by the watcher, microseconds later)."""
+        self._numbers = frozenset(int(sig) for sig in chosen)
+        self._previous: dict[signal.Signals, Any] = {}
+        self._previous_wakeup = -1
+        self._read_fd = -1
+        self._write_fd = -1
+        self._watcher: threading.Thread | None = None
+        self._entered = False
+        self._set = False
+
+    def __enter__(self) -> E:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                "stop_on_signals() must be entered in the main thread: Python installs "
+                "signal handlers only there"
+            )
+        if self._entered:
+            raise RuntimeError("stop_on_signals() can be entered only once")
+        self._entered = True
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)  # set_wakeup_fd requires it
+        try:
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            self._previous_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        except BaseException:
+            self._restore()
+            self._close()
+            raise
+        # Started last: it forwards bytes to the previous wake-up descriptor, now known.
+        self._watcher = threading.Thread(
+            target=self._watch, name="stoppable-signal-watcher", daemon=True
+        )
+        self._watcher.start()
+        return self.stop
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._restore()
+        self._close()
+        # A signal whose byte the watcher could not see (it came between restoring
+        # the wake-up descriptor and the handlers): set here, in plain code, safely.
+        if self.received is not None and not self._set:
+            self._set_stop(self.received)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # Runs in the main thread, between two bytecodes of whatever it was doing: no
+        # locks (see the class docstring). The watcher has the signal already.
+        if self.received is None:
+            self.received = signal.Signals(signum)
+            self.received_at = time.monotonic()
+        for sig in self.signals:
+            signal.signal(sig, signal.SIG_DFL)  # the next one: the default action
+
+    def _watch(self) -> None:
+        seen = 0
+        while True:
+            try:
+                data = os.read(self._read_fd, 512)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if not data:
+                return  # the write end was closed: __exit__
+            others = bytes(number for number in data if number not in self._numbers)
+            if others and self._previous_wakeup >= 0:
+                with contextlib.suppress(OSError):  # as the interpreter does: never block
+                    os.write(self._previous_wakeup, others)
+            for number in data:
+                if number not in self._numbers:
+                    continue
+                seen += 1
+                if seen > 1:  # the main thread has not run the handler yet: hard exit
+                    os._exit(128 + number)
+                if self.received is None:
+                    self.received = signal.Signals(number)
+                    self.received_at = time.monotonic()
+                self._set_stop(signal.Signals(number))
+
+    def _set_stop(self, sig: signal.Signals) -> None:
+        self._set = True
+        if isinstance(self.stop, StopEvent):
+            self.stop.set(reason=sig.name)
+        else:
+            self.stop.set()
+
+    def _restore(self) -> None:
+        if self._write_fd >= 0:
+            current = signal.set_wakeup_fd(self._previous_wakeup)
+            if current != self._write_fd:  # not ours (any more): leave it as it was
+                signal.set_wakeup_fd(current)
+        previous, self._previous = self._previous, {}
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def _close(self) -> None:
+        write_fd, self._write_fd = self._write_fd, -1
+        if write_fd >= 0:
+            os.close(write_fd)
+        watcher, self._watcher = self._watcher, None
+        # It ends at once (end of file) unless the stop's callbacks take long: those
+        # are part of stopping, so they get time to finish.
+        if watcher is not None:
+            watcher.join(timeout=60)
+            if watcher.is_alive():  # pragma: no cover - a stop callback that hangs
+                return  # keep its pipe open rather than close it under its read
+        read_fd, self._read_fd = self._read_fd, -1
+        if read_fd >= 0:
+            os.close(read_fd)
