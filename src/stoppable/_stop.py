@@ -100,13 +100,18 @@ class StopEvent:
         "_children",
         "_cond",
         "_flag",
+        "_lock",
         "_next_key",
         "_reason",
         "_wakeup",
     )
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # A plain lock guards the state; the condition for wait() shares it and is made
+        # on first use, as most events are only ever set and polled (a Condition costs
+        # more to make than the rest of the event together).
+        self._lock = threading.Lock()
+        self._cond: threading.Condition | None = None
         self._flag = False
         self._reason: object = None
         self._callbacks: dict[int, Callable[[], object]] = {}
@@ -137,7 +142,7 @@ class StopEvent:
         Thread-safe, but not safe inside a signal handler (it takes locks that the
         interrupted code may hold): ``stoppable.process.stop_on_signals`` is.
         """
-        with self._cond:
+        with self._lock:
             if self._flag:
                 return
             self._flag = True
@@ -148,7 +153,8 @@ class StopEvent:
             self._children = None
             if self._wakeup is not None:
                 self._wakeup.fire()
-            self._cond.notify_all()
+            if self._cond is not None:
+                self._cond.notify_all()
         # Outside the lock: callbacks take other locks (a queue's mutex), and a
         # callback may add callbacks or set other events.
         interrupted: BaseException | None = None
@@ -169,8 +175,10 @@ class StopEvent:
 
         Same as ``threading.Event.wait``, including ``timeout=None`` for no limit.
         """
-        with self._cond:
+        with self._lock:
             if not self._flag:
+                if self._cond is None:
+                    self._cond = threading.Condition(self._lock)
                 self._cond.wait(timeout)
             return self._flag
 
@@ -193,7 +201,7 @@ class StopEvent:
         The parent holds its children weakly: a child nobody uses any more is freed.
         """
         child = StopEvent()
-        with self._cond:
+        with self._lock:
             if not self._flag:
                 if self._children is None:
                     self._children = weakref.WeakSet()
@@ -211,7 +219,7 @@ class StopEvent:
         """
         wakeup = self._wakeup
         if wakeup is None:
-            with self._cond:
+            with self._lock:
                 wakeup = self._wakeup
                 if wakeup is None:
                     wakeup = _Wakeup()
@@ -225,7 +233,7 @@ class StopEvent:
     # inline, because the caller holds the lock that the callback takes.
     def _register(self, callback: Callable[[], object]) -> int | None:
         """Register ``callback``; ``None`` (and nothing registered) if already set."""
-        with self._cond:
+        with self._lock:
             if self._flag:
                 return None
             key = self._next_key
@@ -237,12 +245,12 @@ class StopEvent:
         # Once set, the callbacks are gone already; not taking the lock then spares a
         # crowd of just-stopped waiters from queueing on it one by one.
         if not self._flag:
-            with self._cond:
+            with self._lock:
                 self._callbacks.pop(key, None)
 
     def _callback_count(self) -> int:
         """How many callbacks are registered (for leak tests)."""
-        with self._cond:
+        with self._lock:
             return len(self._callbacks)
 
 
