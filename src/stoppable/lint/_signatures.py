@@ -343,7 +343,7 @@ FUNCTIONS["concurrent.futures.wait"] = _call(1, wrapper="stoppable.futures.wait"
 FUNCTIONS["concurrent.futures.as_completed"] = _call(1, wrapper="stoppable.futures.as_completed")
 METHODS["concurrent.futures.Future"] = {
     "result": _call(0, wrapper="stoppable.futures.result"),
-    "exception": _call(0, wrapper="stoppable.futures.result"),
+    "exception": _call(0, wrapper="stoppable.futures.exception"),
 }
 METHODS["concurrent.futures.Executor"] = {"map": _call()}
 RETURNS["concurrent.futures.Executor.submit"] = "concurrent.futures.Future"
@@ -366,13 +366,16 @@ for _private, _public in (
 
 # multiprocessing.
 _POOL_FIX = (
-    "use {recv}.{async_name}(...) and wait on the result with a timeout: "
-    "stoppable.futures.result(async_result, timeout=..., stop=...)"
+    "use stoppable.futures.{wrapper}({recv}, ..., timeout=..., stop=...), or "
+    "{recv}.{async_name}(...) and wait on the result with a timeout"
 )
 METHODS["multiprocessing.pool.Pool"] = {
-    "map": _none(_POOL_FIX.replace("{async_name}", "map_async")),
-    "starmap": _none(_POOL_FIX.replace("{async_name}", "starmap_async")),
-    "apply": _none(_POOL_FIX.replace("{async_name}", "apply_async")),
+    name: _none(
+        _POOL_FIX.replace("{async_name}", f"{name}_async").replace("{wrapper}", f"pool_{name}")
+    )
+    for name in ("map", "starmap", "apply")
+}
+METHODS["multiprocessing.pool.Pool"] |= {
     "join": _none(
         "wait on the AsyncResults with timeouts, then {recv}.terminate() or close(); "
         "Pool.join() itself cannot be bounded"
