@@ -643,7 +643,7 @@ def test_no_deadlock_when_the_signal_lands_while_the_main_thread_holds_the_stops
     # Calling stop.set() from the handler here would wait forever for this very lock.
     stop = StopEvent()
     with process.stop_on_signals(stop):
-        with stop._cond:
+        with stop._lock:
             signal.raise_signal(signal.SIGTERM)  # the handler has run when this returns
         wait_until(stop.is_set, what="the watcher to set the stop")
     assert stop.reason == "SIGTERM"
