@@ -8,9 +8,11 @@ Layout: the core lives in private modules and its public names are re-exported h
 - ``_wait``: the one waiting loop every family uses.
 
 Each I/O family is a public module, imported on demand so that ``import stoppable``
-stays light: ``stoppable.queues``, ``stoppable.sync`` (and, as they land,
-``stoppable.net``, ``stoppable.http``, ``stoppable.process``, ``stoppable.futures``,
-``stoppable.lint``).
+stays light (``stoppable.http`` alone would pull in requests): ``stoppable.queues``,
+``stoppable.sync``, ``stoppable.net``, ``stoppable.http``, ``stoppable.process``,
+``stoppable.futures``, and the lint rule ``stoppable.lint``. Their private helpers
+(``_netio``, ``_resolve``, ...) follow the same rule: public names live in the
+family's module.
 """
 
 from ._errors import DeadlineExceeded, Stopped
