@@ -59,7 +59,9 @@ def latencies(
         time.sleep(0.003 + rng.uniform(0, jitter))
         started = time.perf_counter()
         release()
-        thread.join()
+        thread.join(LONG)
+        if thread.is_alive():
+            raise RuntimeError(f"the waiter did not return within {LONG:g} s of release()")
         samples.append(ended[0] - started)
     return samples
 
@@ -124,8 +126,8 @@ def stop_latency_table() -> Table:
         "stoppable.futures.result(Pool AsyncResult)", "StopEvent", p50_p99(samples), _met(samples)
     )
     gate.set()
-    pool.close()
-    pool.join()
+    pending.get(LONG)  # its one task done (or TimeoutError); join() could not be bounded
+    pool.terminate()
 
     def hand_result() -> tuple[Callable[[], object], Callable[[], object]]:
         future: Future[Any] = Future()
@@ -196,7 +198,9 @@ def completion_table() -> Table:
     table.add(
         "wait(100 futures, FIRST_COMPLETED)",
         *pair(
-            lambda fs: concurrent.futures.wait(fs, return_when=concurrent.futures.FIRST_COMPLETED),
+            lambda fs: concurrent.futures.wait(  # noqa: STP100 - stdlib baseline
+                fs, return_when=concurrent.futures.FIRST_COMPLETED
+            ),
             lambda fs, stop: futures.wait(
                 fs, timeout=LONG, stop=stop, return_when=futures.FIRST_COMPLETED
             ),
@@ -206,7 +210,7 @@ def completion_table() -> Table:
     table.add(
         "next(as_completed(100 futures))",
         *pair(
-            lambda fs: next(concurrent.futures.as_completed(fs)),
+            lambda fs: next(concurrent.futures.as_completed(fs)),  # noqa: STP100 - stdlib baseline
             lambda fs, stop: next(futures.as_completed(fs, timeout=LONG, stop=stop)),
             100,
         ),
@@ -271,7 +275,8 @@ def _start_all(
     for body in bodies:
         executor.submit(task, body)
     for _ in bodies:
-        running.acquire()
+        if not running.acquire(timeout=LONG):
+            raise RuntimeError(f"a task did not start within {LONG:g} s")
     time.sleep(0.2)  # all blocked
     ran = [0]
 
@@ -326,13 +331,13 @@ def shutdown_floor() -> float:
     ready = threading.Barrier(WORKERS + 1)
 
     def block() -> None:
-        ready.wait()
-        event.wait()
+        ready.wait(LONG)
+        event.wait()  # noqa: STP100 - the plain Event.wait() floor measured
 
     threads = [threading.Thread(target=block) for _ in range(WORKERS)]
     for thread in threads:
         thread.start()
-    ready.wait()
+    ready.wait(LONG)
     time.sleep(0.2)
     started = time.perf_counter()
     event.set()
@@ -427,8 +432,11 @@ def _per_call(fn: Callable[[], object], n: int) -> float:
 def _tasks_per_second(executor: concurrent.futures.ThreadPoolExecutor, n: int) -> float:
     started = time.perf_counter()
     fs = [executor.submit(int) for _ in range(n)]
-    concurrent.futures.wait(fs)
-    return n / (time.perf_counter() - started)
+    _, not_done = concurrent.futures.wait(fs, timeout=LONG)
+    took = time.perf_counter() - started
+    if not_done:
+        raise RuntimeError(f"{len(not_done)} tasks not done within {LONG:g} s")
+    return n / took
 
 
 def overhead_table() -> Table:
@@ -453,7 +461,7 @@ def overhead_table() -> Table:
         ),
         (
             "wait(100 done futures)",
-            lambda: concurrent.futures.wait(many),
+            lambda: concurrent.futures.wait(many),  # noqa: STP100 - false alarm: all done above
             lambda: futures.wait(many, timeout=1, stop=stop),
             5_000,
         ),

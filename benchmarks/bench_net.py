@@ -83,7 +83,9 @@ def _latency(block: Callable[[StopEvent], object], runs: int, settle: float = 0.
         _settle(settle)
         started = time.perf_counter()
         stop.set()
-        thread.join()
+        thread.join(LONG)
+        if thread.is_alive():
+            raise RuntimeError(f"a blocked call was not stopped within {LONG:g} s")
         if failure:
             raise RuntimeError("a blocked call was not stopped") from failure[0]
         samples.append(ended[0] - started)
@@ -94,6 +96,7 @@ def _latency(block: Callable[[StopEvent], object], runs: int, settle: float = 0.
 def _holding_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[tuple[str, int]]:
     """A listener that accepts and holds every connection (never answers) until closed."""
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.settimeout(LONG)  # accept() follows select(); connections still come out blocking
     held: list[socket.socket] = []
     quit_r, quit_w = socket.socketpair()
 
@@ -101,8 +104,9 @@ def _holding_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[tuple
         import select
 
         while True:
-            ready, _, _ = select.select([listener, quit_r], [], [])
-            if quit_r in ready:
+            # Idle for LONG: give up accepting (the backlog still takes connections).
+            ready, _, _ = select.select([listener, quit_r], [], [], LONG)
+            if quit_r in ready or not ready:
                 return
             conn, _ = listener.accept()
             held.append(conn)
@@ -112,12 +116,14 @@ def _holding_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[tuple
     try:
         yield listener.getsockname()
     finally:
-        quit_w.send(b"x")
-        thread.join()
+        quit_w.send(b"x")  # noqa: STP102 - false alarm: 1 byte into a new socketpair
+        thread.join(LONG)
         for conn in held:
             conn.close()
         for sock in (listener, quit_r, quit_w):
             sock.close()
+        if thread.is_alive():
+            raise RuntimeError(f"the holding server did not quit within {LONG:g} s")
 
 
 @contextlib.contextmanager
@@ -149,7 +155,7 @@ def latency_table() -> Table:
     runs = 200
     rows: list[tuple[str, list[float]]] = []
     with _holding_server() as silent, socket.create_connection(silent, 5) as quiet:
-        quiet.settimeout(None)
+        quiet.settimeout(None)  # noqa: STP101 - net.recv measured on a blocking socket
         rows.append(
             (
                 "net.recv (peer silent)",
@@ -166,7 +172,9 @@ def latency_table() -> Table:
     with _holding_server() as never_reads:
         sender = socket.socket()
         sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sender.settimeout(LONG)
         sender.connect(never_reads)
+        sender.settimeout(None)  # noqa: STP101 - net.sendall measured on a blocking socket
         megabyte = bytes(1 << 20)
 
         def sendall(stop: StopEvent) -> object:
@@ -228,6 +236,7 @@ def _bulk_receive(receive_into: Callable[[socket.socket, memoryview], int]) -> f
     """Bytes per second received from a peer process sending ``BULK_BYTES``."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         peer = _peer("send", str(listener.getsockname()[1]), str(BULK_BYTES))
+        listener.settimeout(LONG)  # the connection comes out blocking all the same
         conn, _ = listener.accept()
         buffer = memoryview(bytearray(CHUNK))
         total = 0
@@ -287,12 +296,12 @@ def ping_pong_table() -> Table:
     port = int(peer.stdout.readline())
     sock = socket.create_connection(("127.0.0.1", port), 5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.settimeout(None)
+    sock.settimeout(None)  # noqa: STP101 - the raw baseline is a plain blocking socket
     stop = StopEvent()
 
     def raw() -> object:
-        sock.sendall(b"x")
-        return sock.recv(1)
+        sock.sendall(b"x")  # noqa: STP102 - the raw baseline measured
+        return sock.recv(1)  # noqa: STP102 - the raw baseline measured
 
     def ours() -> object:
         net.sendall(sock, b"x", timeout=LONG, stop=stop)
@@ -430,7 +439,7 @@ def _mass(count: int, block: Callable[[int], object], release: Callable[[], None
     ended: list[float] = []
 
     def waiter(index: int) -> None:
-        ready.wait()
+        ready.wait(LONG)
         with contextlib.suppress(Stopped):
             block(index)
         ended.append(time.perf_counter())
@@ -438,7 +447,7 @@ def _mass(count: int, block: Callable[[int], object], release: Callable[[], None
     threads = [threading.Thread(target=waiter, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
-    ready.wait()
+    ready.wait(LONG)
     time.sleep(0.3)  # all blocked
     started = time.perf_counter()
     release()

@@ -131,7 +131,7 @@ def test_stop_wakes_a_result_wait_without_polling(
     assert stop._callback_count() == 0
     assert installed(future) == 0
     future.set_result(1)  # the future is untouched: it still completes normally
-    assert future.result() == 1
+    assert future.result() == 1  # noqa: STP100 - false alarm: done, set_result just above
 
 
 def test_result_timeout_is_both_deadline_and_futures_timeout() -> None:
@@ -559,7 +559,9 @@ def test_shutdown_with_stop_ends_a_task_blocked_in_net_recv(no_polling: None) ->
 
 
 def ignore_the_stop(release: threading.Event) -> str:
-    release.wait()  # a raw wait: no timeout, no stop
+    # A raw wait that ignores the stop; LONG only so that a failed test (which never
+    # sets release) cannot leave its thread blocked for good.
+    release.wait(LONG)
     return "released"
 
 
@@ -700,8 +702,9 @@ def test_a_with_block_left_normally_waits_for_its_tasks_up_to_shutdown_timeout(
 def thread_pool() -> Iterator[multiprocessing.pool.ThreadPool]:
     pool = multiprocessing.pool.ThreadPool(2)
     yield pool
+    # No join(): it cannot be bounded. no_thread_left_behind (autouse: torn down after
+    # this) waits, bounded, for the pool's threads to end, and fails the test if not.
     pool.terminate()
-    pool.join()
 
 
 def test_pool_map_starmap_and_apply(thread_pool: multiprocessing.pool.ThreadPool) -> None:
@@ -752,8 +755,9 @@ def test_a_process_pool() -> None:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert futures.pool_map(pool, abs, [-1, -2], timeout=LONG) == [1, 2]
         assert futures.pool_apply(pool, add, (1, 2), timeout=LONG) == 3
+        # Every task is done (waited for, bounded, above); no join(), which cannot be
+        # bounded: the with block's terminate() ends the worker.
         pool.close()
-        pool.join()
 
 
 # --- the example --------------------------------------------------------------------

@@ -55,6 +55,9 @@ HOSTS = [
 
 Block = Callable[[Any, float], object]  # (stop, timeout) -> whatever the call returns
 
+# recv flags to look at what a socket holds without reading it, and without waiting.
+PEEK_NOW = socket.MSG_PEEK | socket.MSG_DONTWAIT
+
 
 @pytest.fixture
 def no_polling() -> Iterator[None]:
@@ -103,7 +106,7 @@ def small_send_buffer_connection(address: tuple[str, int]) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.settimeout(LONG)
     sock.connect(address)
-    sock.settimeout(None)
+    sock.settimeout(None)  # noqa: STP101 - the blocking socket the net calls are tested on
     return sock
 
 
@@ -138,7 +141,7 @@ def _recv(mode: float | None = None) -> Iterator[Block]:
 @contextlib.contextmanager
 def _recv_into() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)
+        sock.settimeout(None)  # noqa: STP101 - net.recv_into tested on a blocking socket
         yield lambda stop, timeout: net.recv_into(sock, bytearray(10), timeout=timeout, stop=stop)
 
 
@@ -199,6 +202,7 @@ def _tls_server_handshake() -> Iterator[Block]:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
+        listener.settimeout(LONG)  # the connection comes out blocking all the same
         with socket.create_connection(listener.getsockname(), LONG) as client:
             conn, _ = listener.accept()
             context = tls().server
@@ -251,7 +255,7 @@ def _wrapper_recv() -> Iterator[Block]:
 @contextlib.contextmanager
 def _makefile_in_scope() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)
+        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
 
         def block(stop: Any, timeout: float) -> object:
             with scope(timeout=timeout, stop=stop), net.Socket(sock).makefile("rb") as f:
@@ -403,11 +407,12 @@ def _calls(sock: socket.socket) -> dict[str, Callable[[Any], object]]:
 def test_every_bad_timeout_is_refused_before_any_io(bad: object, error: type[Exception]) -> None:
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")
+        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
         for name, call in _calls(a).items():
             with pytest.raises(error, match="timeout"):
                 call(bad)
-            assert a.recv(7, socket.MSG_PEEK) == b"waiting", name  # nothing was read
+            # Nothing was read (and if it was: BlockingIOError, not a hang).
+            assert a.recv(7, PEEK_NOW) == b"waiting", name
             assert a.gettimeout() is None, name
 
 
@@ -422,11 +427,11 @@ def test_a_set_stop_raises_at_once_in_every_call() -> None:
     stop.set("done")
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")
+        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
         for name, call in _calls(a).items():
             with scope(stop=stop), pytest.raises(Stopped, match="done"):
                 call(LONG)
-            assert a.recv(7, socket.MSG_PEEK) == b"waiting", name
+            assert a.recv(7, PEEK_NOW) == b"waiting", name
         with pytest.raises(net.SendallStopped) as info:
             net.sendall(a, b"x", timeout=1, stop=stop)
         assert info.value.bytes_sent == 0
@@ -475,11 +480,12 @@ def test_tls_round_trip_leaves_the_timeout_mode_alone(mode: float | None) -> Non
 def test_a_blocking_socket_is_not_switched_while_a_call_waits_on_it() -> None:
     # Another thread may use the socket meanwhile, with plain blocking calls.
     with serving(echo) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)
+        sock.settimeout(None)  # noqa: STP101 - the blocking socket under test
         thread, outcome = start_call(lambda: net.recv(sock, 5, timeout=LONG))
         wait_until_blocked(thread)
         assert sock.gettimeout() is None
-        sock.sendall(b"hello")  # blocking, unbounded: would raise if the mode had changed
+        # Blocking, unbounded: would raise if the mode had changed.
+        sock.sendall(b"hello")  # noqa: STP102 - the plain blocking call under test
         assert outcome.done.wait(WAKE_BOUND)
         assert outcome.result == b"hello"
 
@@ -532,7 +538,7 @@ def test_data_that_arrives_with_the_stop_is_returned_not_dropped() -> None:
     a, b = socket.socketpair()
     with a, b:
         stop = StopEvent()
-        b.sendall(b"data")
+        b.sendall(b"data")  # noqa: STP102 - false alarm: 4 bytes into a new socketpair
         assert net.recv(a, 10, timeout=LONG, stop=stop) == b"data"
         stop.set()
         with pytest.raises(Stopped):
@@ -796,7 +802,7 @@ def test_start_tls_both_sides_and_a_tls_listener_whose_accept_does_not_handshake
         listener = tls().server.wrap_socket(plain_listener, server_side=True)
         with listener:
             client = socket.create_connection(listener.getsockname(), LONG)
-            client.settimeout(None)
+            client.settimeout(None)  # noqa: STP101 - start_tls tested on a blocking socket
             # accept returns although the client has not even started a handshake.
             conn, _ = net.accept(listener, timeout=LONG)
             assert isinstance(conn, ssl.SSLSocket)
@@ -966,7 +972,7 @@ def test_wrapper_without_timeout_needs_a_scope_or_a_socket_timeout() -> None:
         a.settimeout(0.0)  # non-blocking: used as it is
         with pytest.raises(BlockingIOError):
             wrapped.recv(1)
-        b.sendall(b"k")
+        b.sendall(b"k")  # noqa: STP102 - false alarm: 1 byte into a new socketpair
         assert wrapped.recv(1) == b"k"
 
 
@@ -987,7 +993,7 @@ def test_makefile_reads_lines_through_the_wrapper() -> None:
         serving(drip([b"first line\nsec", b"ond line\n"], 0.01)) as server,
         socket.create_connection(server.address, LONG) as sock,
     ):
-        sock.settimeout(None)
+        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
         wrapped = net.Socket(sock)
         with scope(timeout=LONG), wrapped.makefile("rb") as f:
             assert f.readline() == b"first line\n"
@@ -1020,7 +1026,7 @@ def test_http_client_body_cut_short_raises_never_looks_complete(how: str) -> Non
 
         def fetch() -> bytes:
             raw = socket.create_connection(server.address, LONG)
-            raw.settimeout(None)
+            raw.settimeout(None)  # noqa: STP101 - http.client on a blocking socket, as tested
             conn = http.client.HTTPConnection(*server.address)
             conn.sock = net.Socket(raw)
             try:
@@ -1121,7 +1127,7 @@ def test_ten_thousand_stopped_calls_leave_no_fd_thread_or_callback(
         returned = threading.Event()  # set if a call returns before it could block
 
         def setter() -> None:
-            while (child := handoff.get()) is not None:
+            while (child := handoff.get(timeout=LONG)) is not None:
                 while not (child._wakeup or child._callback_count() or returned.is_set()):
                     time.sleep(0)
                 child.set()
@@ -1145,7 +1151,8 @@ def test_ten_thousand_stopped_calls_leave_no_fd_thread_or_callback(
                     done += 1
         finally:
             handoff.put(None)
-            setter_thread.join()
+            setter_thread.join(LONG)
+        assert not setter_thread.is_alive()
         assert done == 10_000
         assert root._callback_count() == 0
         assert quiet.gettimeout() is None

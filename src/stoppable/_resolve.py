@@ -189,7 +189,9 @@ class _Pool:
                     except BaseException as exc:  # handed to the callers, never lost
                         job.error = exc
                 finally:
-                    self.lock.acquire()
+                    # The with block's lock again: held only for bookkeeping, never across
+                    # a lookup, and it must be held when the block ends.
+                    self.lock.acquire()  # noqa: STP100 - re-take the short internal lock
                 if self.inflight.get(job.key) is job:
                     del self.inflight[job.key]
                 with job.cond:

@@ -360,7 +360,9 @@ def _accept(raw: socket.socket, seconds: float, stop: object) -> tuple[socket.so
     conn = socket.socket(raw.family, raw.type, raw.proto, fileno=fd)
     try:
         if socket.getdefaulttimeout() is None:
-            conn.setblocking(True)  # where the fd inherited the listener's O_NONBLOCK
+            # Blocking, as socket.accept returns it (the fd may have inherited the
+            # listener's O_NONBLOCK): the caller bounds its calls, through this module.
+            conn.setblocking(True)  # noqa: STP101 - as socket.accept, by design
         if isinstance(raw, ssl.SSLSocket):
             # No handshake here: it runs, bounded, in the first call on the connection
             # (or in start_tls), not in the accept loop.
@@ -579,7 +581,7 @@ def connect(
             )
             call.operation = f"TLS handshake with {_show(host, port)}"
             _handshake(sock, 0.0, None, call)
-        sock.settimeout(None)
+        sock.settimeout(None)  # noqa: STP101 - blocking, as documented (as create_connection)
     except BaseException:
         sock.close()
         raise

@@ -30,6 +30,8 @@ from stoppable.lint import _signatures as sig
 from stoppable.lint._rules import SITE_RULES, Site, Status
 from stoppable.lint._signatures import Spec
 
+_DONTWAIT = "socket.MSG_DONTWAIT"
+
 # ---------------------------------------------------------------------------
 # Values. ``None`` is the unknown value; everything else is one of these.
 
@@ -831,9 +833,26 @@ class Checker:
         return None
 
     def e_binop(self, node: ast.BinOp) -> Value:
-        self.expr(node.left)
-        self.expr(node.right)
+        left = self.expr(node.left)
+        right = self.expr(node.right)
+        if isinstance(node.op, ast.BitOr):
+            # Flags combined with MSG_DONTWAIT stay non-blocking (PEEK_NOW = A | DONTWAIT).
+            for side in (left, right):
+                if isinstance(side, Sym) and side.name == _DONTWAIT:
+                    return side
         return None
+
+    def nonblocking_flags(self, node: ast.Call) -> bool:
+        """Whether a socket call passes MSG_DONTWAIT: it cannot block in any mode."""
+        for arg in (*node.args, *(kw.value for kw in node.keywords)):
+            for sub in ast.walk(arg):
+                if isinstance(sub, ast.Attribute) and sub.attr == "MSG_DONTWAIT":
+                    return True
+                if isinstance(sub, ast.Name):
+                    value = self.lookup(sub.id)
+                    if isinstance(value, Sym) and value.name == _DONTWAIT:
+                        return True
+        return False
 
     def e_boolop(self, node: ast.BoolOp) -> Value:
         for value in node.values:
@@ -1252,6 +1271,8 @@ class Checker:
 
     def status(self, node: ast.Call, spec: Spec) -> tuple[Status, str]:
         """Where the call's timeout stands; ``why`` explains an unbounded one."""
+        if spec.kind == "none" and spec.state == "socket" and self.nonblocking_flags(node):
+            return "nonblocking", ""
         if spec.kind in ("none", "wrap"):
             return "given", ""
         arg, unknown = find_arg(node, spec.param, spec.position)

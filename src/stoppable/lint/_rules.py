@@ -179,7 +179,7 @@ def unbounded_timeout(site: Site) -> dict[str, str] | None:
 )
 def blocking_without_timeout(site: Site) -> dict[str, str] | None:
     """``Queue.join()``, ``Pool.map()``, ``recv()`` on a socket never given a timeout..."""
-    if site.spec.kind != "none" or not site.applies:
+    if site.spec.kind != "none" or not site.applies or site.status == "nonblocking":
         return None
     fix = site.spec.fix.replace("{recv}", site.receiver_text())
     return {"call": site.call_text(), "fix": fix}
