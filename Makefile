@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/python -m stoppable.lint --report-unused-noqa src tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
