@@ -532,32 +532,22 @@ def test_ten_thousand_stopped_waits_leave_no_callback_fd_or_thread() -> None:
     assert open_fds() <= fds_before
 
 
-def test_a_wakeable_wait_does_not_poll() -> None:
-    # With the poll interval longer than the test's bound, only a real wake-up can
-    # end the wait in time.
-    previous = stoppable.set_poll_interval(LONG)
-    try:
-        stop = StopEvent()
-        thread, outcome = start_call(lambda: queues.get(queue.Queue(), timeout=LONG, stop=stop))
-        wait_until_blocked(thread)
-        stop.set()
-        assert outcome.done.wait(WAKE_BOUND)
-        assert isinstance(outcome.error, Stopped)
-    finally:
-        stoppable.set_poll_interval(previous)
+def test_a_wakeable_wait_does_not_poll(no_polling: None) -> None:
+    stop = StopEvent()
+    thread, outcome = start_call(lambda: queues.get(queue.Queue(), timeout=LONG, stop=stop))
+    wait_until_blocked(thread)
+    stop.set()
+    assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
 
 
-def test_a_polled_stop_is_noticed_within_a_slice() -> None:
-    previous = stoppable.set_poll_interval(0.01)
-    try:
-        stop = threading.Event()
-        thread, outcome = start_call(lambda: queues.get(queue.Queue(), timeout=LONG, stop=stop))
-        wait_until_blocked(thread)
-        stop.set()
-        assert outcome.done.wait(WAKE_BOUND)
-        assert isinstance(outcome.error, Stopped)
-    finally:
-        stoppable.set_poll_interval(previous)
+def test_a_polled_stop_is_noticed_within_a_slice(fast_polling: None) -> None:
+    stop = threading.Event()
+    thread, outcome = start_call(lambda: queues.get(queue.Queue(), timeout=LONG, stop=stop))
+    wait_until_blocked(thread)
+    stop.set()
+    assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
 
 
 def test_the_deadline_is_total_not_per_wake_up() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, queues, scope, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, wait_until, wait_until_blocked
@@ -36,21 +35,6 @@ def no_thread_left_behind() -> Iterator[None]:
         timeout=5,
         what=f"threads to end: {set(threading.enumerate()) - before}",
     )
-
-
-@pytest.fixture
-def no_polling() -> Iterator[None]:
-    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
-    previous = stoppable.set_poll_interval(LONG)
-    yield
-    stoppable.set_poll_interval(previous)
-
-
-@pytest.fixture
-def fast_polling() -> Iterator[None]:
-    previous = stoppable.set_poll_interval(0.01)
-    yield
-    stoppable.set_poll_interval(previous)
 
 
 def installed(*fs: Future[Any]) -> int:

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, net, scope
 from stoppable import _resolve as resolve_module
 
@@ -57,21 +56,6 @@ Block = Callable[[Any, float], object]  # (stop, timeout) -> whatever the call r
 
 # recv flags to look at what a socket holds without reading it, and without waiting.
 PEEK_NOW = socket.MSG_PEEK | socket.MSG_DONTWAIT
-
-
-@pytest.fixture
-def no_polling() -> Iterator[None]:
-    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
-    previous = stoppable.set_poll_interval(LONG)
-    yield
-    stoppable.set_poll_interval(previous)
-
-
-@pytest.fixture
-def fast_polling() -> Iterator[None]:
-    previous = stoppable.set_poll_interval(0.01)
-    yield
-    stoppable.set_poll_interval(previous)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +48,6 @@ CLEANS_UP = (
     "pathlib.Path(sys.argv[-1]).touch()\n"
     "time.sleep(60)\n"
 )
-
-
-@pytest.fixture
-def no_polling() -> Iterator[None]:
-    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
-    previous = stoppable.set_poll_interval(LONG)
-    yield
-    stoppable.set_poll_interval(previous)
-
-
-@pytest.fixture
-def fast_polling() -> Iterator[None]:
-    previous = stoppable.set_poll_interval(0.01)
-    yield
-    stoppable.set_poll_interval(previous)
 
 
 @pytest.fixture(params=["pidfd", "polled"])

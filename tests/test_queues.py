@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, checkpoint, queues, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, wait_until, wait_until_blocked
@@ -41,21 +40,6 @@ def mp_queue() -> Iterator[multiprocessing.queues.Queue[int]]:
     yield q
     q.close()
     q.join_thread()
-
-
-@pytest.fixture
-def fast_polling() -> Iterator[None]:
-    previous = stoppable.set_poll_interval(0.01)
-    yield
-    stoppable.set_poll_interval(previous)
-
-
-@pytest.fixture
-def no_polling() -> Iterator[None]:
-    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
-    previous = stoppable.set_poll_interval(LONG)
-    yield
-    stoppable.set_poll_interval(previous)
 
 
 # --- get and put ----------------------------------------------------------------

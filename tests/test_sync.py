@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, queues, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, wait_until, wait_until_blocked
@@ -20,21 +19,6 @@ LOCK_KINDS: list[Callable[[], Any]] = [
     threading.Semaphore,
     threading.BoundedSemaphore,
 ]
-
-
-@pytest.fixture
-def no_polling() -> Iterator[None]:
-    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
-    previous = stoppable.set_poll_interval(LONG)
-    yield
-    stoppable.set_poll_interval(previous)
-
-
-@pytest.fixture
-def fast_polling() -> Iterator[None]:
-    previous = stoppable.set_poll_interval(0.01)
-    yield
-    stoppable.set_poll_interval(previous)
 
 
 def _is_free(lock: Any) -> bool:
