@@ -71,7 +71,7 @@ import os
 import socket
 import ssl
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, cast, overload
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from . import _resolve
 from ._errors import DeadlineExceeded, Stopped
@@ -107,6 +107,8 @@ __all__ = [
 
 # The hot path: a plain socket in blocking mode, where MSG_DONTWAIT makes each try
 # non-blocking without touching the socket. Disabled where the flag does not exist.
+T = TypeVar("T")
+
 _FAST_CLASS: type | None = socket.socket if DONTWAIT else None
 _TLS_RECORD = 16384  # the largest TLS record payload: sendall's unit on TLS sockets
 
@@ -201,19 +203,28 @@ def _sockaddr(
 # --- the operations, on a validated budget (seconds, or math.inf under a scope) ---------
 
 
+def _io(
+    raw: socket.socket, op: Op[T], natural: int, seconds: float, stop: object, operation: str
+) -> T:
+    """Run one ``recv``/``send``-family operation (``op`` passes on its extra flags)."""
+    if raw.__class__ is _FAST_CLASS and raw.gettimeout() is None:
+        # The hot path, inlined from run(): a plain blocking socket, each try made
+        # non-blocking by MSG_DONTWAIT, the clock read only if the first try must wait.
+        try:
+            return op(raw, DONTWAIT)
+        except BlockingIOError:
+            pass
+        call = Limits(seconds, stop, operation)
+        return _wait_ready(call, raw, raw, DONTWAIT, op, natural, DeadlineExceeded)
+    return run(raw, op, natural, seconds, stop, operation)
+
+
 def _recv(raw: socket.socket, bufsize: int, flags: int, seconds: float, stop: object) -> bytes:
     def op(target: Any, extra: int) -> bytes:
         data: bytes = target.recv(bufsize, flags | extra)
         return data
 
-    if raw.__class__ is _FAST_CLASS and raw.gettimeout() is None:
-        try:
-            return raw.recv(bufsize, flags | DONTWAIT)
-        except BlockingIOError:
-            pass
-        call = Limits(seconds, stop, "recv")
-        return _wait_ready(call, raw, raw, DONTWAIT, op, POLLIN, DeadlineExceeded)
-    return run(raw, op, POLLIN, seconds, stop, "recv")
+    return _io(raw, op, POLLIN, seconds, stop, "recv")
 
 
 def _recv_into(
@@ -228,14 +239,7 @@ def _recv_into(
         count: int = target.recv_into(buffer, nbytes, flags | extra)
         return count
 
-    if raw.__class__ is _FAST_CLASS and raw.gettimeout() is None:
-        try:
-            return raw.recv_into(buffer, nbytes, flags | DONTWAIT)
-        except BlockingIOError:
-            pass
-        call = Limits(seconds, stop, "recv_into")
-        return _wait_ready(call, raw, raw, DONTWAIT, op, POLLIN, DeadlineExceeded)
-    return run(raw, op, POLLIN, seconds, stop, "recv_into")
+    return _io(raw, op, POLLIN, seconds, stop, "recv_into")
 
 
 def _send(
@@ -245,14 +249,7 @@ def _send(
         count: int = target.send(data, flags | extra)
         return count
 
-    if raw.__class__ is _FAST_CLASS and raw.gettimeout() is None:
-        try:
-            return raw.send(data, flags | DONTWAIT)
-        except BlockingIOError:
-            pass
-        call = Limits(seconds, stop, "send")
-        return _wait_ready(call, raw, raw, DONTWAIT, op, POLLOUT, DeadlineExceeded)
-    return run(raw, op, POLLOUT, seconds, stop, "send")
+    return _io(raw, op, POLLOUT, seconds, stop, "send")
 
 
 class _SendAll:
