@@ -1,0 +1,822 @@
+"""stoppable.http: requests and urllib3 with a total deadline and a stop, on loopback servers."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import math
+import os
+import pickle
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import urllib3
+from urllib3.util.retry import Retry
+
+import stoppable
+from stoppable import DeadlineExceeded, StopEvent, Stopped, http, net, scope
+
+from .http_servers import HTTPServer, body_bytes, tls_files
+from .net_servers import (
+    FullBacklog,
+    StuckResolver,
+    has_ipv6,
+    serving,
+    silent,
+    static_resolver,
+)
+from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until, wait_until_blocked
+
+OVERSHOOT = 1.0  # how far past its deadline a call may end on a loaded 2-core machine
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+Call = Callable[[Any, float], object]  # (stop, timeout) -> whatever the request returns
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    with HTTPServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[HTTPServer]:
+    with HTTPServer(tls=True) as running:
+        yield running
+
+
+@pytest.fixture
+def no_polling() -> Iterator[None]:
+    """A poll interval longer than any bound: only a real wake-up ends a wait in time."""
+    previous = stoppable.set_poll_interval(LONG)
+    yield
+    stoppable.set_poll_interval(previous)
+
+
+def pooled_connections(session: requests.Session) -> list[Any]:
+    """The connections idle in a session's pools (``None`` slots left out)."""
+    adapter = session.get_adapter("http://")
+    assert isinstance(adapter, http.HTTPAdapter)
+    conns: list[Any] = []
+    for key in list(adapter.poolmanager.pools.keys()):
+        pool = adapter.poolmanager.pools[key]
+        conns.extend(conn for conn in list(pool.pool.queue) if conn is not None)
+    return conns
+
+
+def assert_no_live_pooled_connection(session: requests.Session) -> None:
+    """Every connection back in the pool is closed: none was returned half-used."""
+    for conn in pooled_connections(session):
+        assert conn.sock is None, f"a live connection went back to the pool: {conn}"
+
+
+# --- the basics ------------------------------------------------------------------------
+
+
+def test_module_functions_return_real_responses(server: HTTPServer) -> None:
+    url = server.url
+    response = http.get(f"{url}/ok", timeout=LONG)
+    assert type(response) is requests.Response
+    assert (response.status_code, response.text) == (200, "ok")
+    assert http.post(f"{url}/echo", data=b"posted", timeout=LONG).content == b"posted"
+    assert http.post(f"{url}/echo", json={"a": 1}, timeout=LONG).json() == {"a": 1}
+    assert http.put(f"{url}/echo", data=b"put", timeout=LONG).content == b"put"
+    assert http.patch(f"{url}/echo", data=b"patched", timeout=LONG).content == b"patched"
+    assert http.delete(f"{url}/ok", timeout=LONG).status_code == 200
+    assert http.options(f"{url}/ok", timeout=LONG).status_code == 200
+    assert http.head(f"{url}/ok", timeout=LONG).content == b""
+    assert http.request("GET", f"{url}/ok", timeout=LONG).text == "ok"
+
+
+def test_session_is_a_requests_session_and_reuses_connections(server: HTTPServer) -> None:
+    with http.Session(timeout=LONG) as session:
+        assert isinstance(session, requests.Session)
+        for _ in range(5):
+            assert session.get(f"{server.url}/ok").text == "ok"
+        assert len(pooled_connections(session)) == 1  # one keep-alive connection
+        body = (f"{i}".encode() for i in range(3))  # a generator: sent chunked
+        assert session.post(f"{server.url}/echo", data=body).content == b"012"
+
+
+def test_the_pool_classes_are_bounded_too(server: HTTPServer, tls_server: HTTPServer) -> None:
+    pool = http.HTTPConnectionPool("127.0.0.1", server.port, timeout=LONG, maxsize=2)
+    with pool:
+        assert pool.request("GET", "/ok").data == b"ok"
+        started = time.monotonic()
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError) as info:
+            pool.request("GET", "/silent", timeout=SHORT)
+        assert isinstance(info.value, http.ReadTimeout)
+        assert time.monotonic() - started < SHORT + OVERSHOOT
+        assert pool.request("GET", "/ok").data == b"ok"
+    tls_pool = http.HTTPSConnectionPool(
+        "127.0.0.1", tls_server.port, timeout=LONG, ca_certs=tls_files().ca_path
+    )
+    with tls_pool:
+        assert tls_pool.request("GET", "/ok").data == b"ok"
+
+
+def test_a_zero_timeout_fails_at_once_without_sending(server: HTTPServer) -> None:
+    before = len(server.requests)
+    with pytest.raises(http.ConnectTimeout, match="after 0 s"):
+        http.get(f"{server.url}/ok", timeout=0)
+    assert len(server.requests) == before
+
+
+@pytest.mark.skipif(not has_ipv6(), reason="this machine has no IPv6")
+def test_ipv6_loopback() -> None:
+    with HTTPServer(host="::1") as v6:
+        assert http.get(f"{v6.url}/ok", timeout=LONG).text == "ok"
+        with pytest.raises(http.ReadTimeout, match=r"\[::1\]"):
+            http.get(f"{v6.url}/silent", timeout=SHORT)
+
+
+def test_https_verifies_against_the_given_ca(tls_server: HTTPServer) -> None:
+    ca = tls_files().ca_path
+    assert http.get(f"{tls_server.url}/ok", timeout=LONG, verify=ca).text == "ok"
+    # The default CA bundle does not know the test CA: verification is never skipped.
+    with pytest.raises(requests.exceptions.SSLError):
+        http.get(f"{tls_server.url}/ok", timeout=LONG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        assert http.get(f"{tls_server.url}/ok", timeout=LONG, verify=False).text == "ok"
+
+
+def test_https_checks_the_host_name(tls_server: HTTPServer) -> None:
+    previous = net.set_resolver(static_resolver({"wrong.test": [("127.0.0.1", tls_server.port)]}))
+    try:
+        with pytest.raises(requests.exceptions.SSLError, match=r"match|mismatch"):
+            http.get(
+                f"https://wrong.test:{tls_server.port}/ok",
+                timeout=LONG,
+                verify=tls_files().ca_path,
+            )
+    finally:
+        net.set_resolver(previous)
+
+
+def test_a_given_ssl_context_is_used_as_is(tls_server: HTTPServer) -> None:
+    context = tls_files().client
+    manager = http.PoolManager(timeout=LONG, ssl_context=context, cert_reqs="CERT_NONE")
+    assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    manager.clear()
+
+
+def test_large_downloads_arrive_whole(server: HTTPServer, tls_server: HTTPServer) -> None:
+    size = 24 * 1024 * 1024 + 123
+    expected = body_bytes(size)
+    with http.Session(timeout=LONG, stall_timeout=LONG) as session:
+        assert session.get(f"{server.url}/bytes?n={size}").content == expected
+        with session.get(
+            f"{tls_server.url}/bytes?n={size}", stream=True, verify=tls_files().ca_path
+        ) as r:
+            assert b"".join(r.iter_content(1 << 20)) == expected
+    manager = http.PoolManager(timeout=LONG)
+    assert manager.request("GET", f"{server.url}/bytes?n={size}").data == expected
+    manager.clear()
+
+
+# --- validation ----------------------------------------------------------------------
+
+BAD_TIMEOUTS = [
+    (None, TypeError),
+    (-1, ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (True, TypeError),
+    ("1", TypeError),
+    ((1, 5), TypeError),
+    (urllib3.Timeout(total=1), TypeError),
+]
+
+
+@pytest.mark.parametrize(("bad", "error"), BAD_TIMEOUTS)
+def test_a_bad_timeout_is_refused_before_any_io(
+    server: HTTPServer, bad: object, error: type[Exception]
+) -> None:
+    before = len(server.connections)
+    url = f"{server.url}/ok"
+    with http.Session() as session:
+        calls: list[Callable[[], object]] = [
+            lambda: http.get(url, timeout=bad),  # type: ignore[arg-type]
+            lambda: session.get(url, timeout=bad),
+            lambda: http.PoolManager().request("GET", url, timeout=bad),
+        ]
+        for call in calls:
+            with pytest.raises(error, match="timeout"):
+                call()
+    assert len(server.connections) == before
+
+
+def test_a_timeout_is_required_unless_the_session_has_one(server: HTTPServer) -> None:
+    with http.Session() as session, pytest.raises(TypeError, match="timeout is required"):
+        session.get(f"{server.url}/ok")
+    with pytest.raises(TypeError, match="timeout"):
+        http.get(f"{server.url}/ok")  # type: ignore[call-arg]
+    with http.Session(timeout=LONG) as session:
+        assert session.get(f"{server.url}/ok").text == "ok"
+    with pytest.raises(TypeError, match="timeout"):
+        http.PoolManager().request("GET", f"{server.url}/ok")
+    plain = requests.Session()
+    plain.mount("http://", http.HTTPAdapter())
+    with plain, pytest.raises(TypeError, match="timeout"):
+        plain.get(f"{server.url}/ok")  # noqa: STP100 - the adapter refuses it before any I/O
+
+
+def test_a_bad_stop_is_refused_naming_it(server: HTTPServer) -> None:
+    with pytest.raises(TypeError, match="stop"):
+        http.get(f"{server.url}/ok", timeout=1, stop="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="stop"):
+        http.Session(stop="no")  # type: ignore[arg-type]
+
+
+def test_a_set_stop_raises_at_once_with_no_io(server: HTTPServer) -> None:
+    stop = StopEvent()
+    stop.set("done")
+    before = len(server.connections)
+    with pytest.raises(Stopped, match="done"):
+        http.get(f"{server.url}/ok", timeout=LONG, stop=stop)
+    with http.Session(stop=stop, timeout=LONG) as session, pytest.raises(Stopped):
+        session.get(f"{server.url}/ok")
+    with pytest.raises(Stopped):
+        http.PoolManager(stop=stop).request("GET", f"{server.url}/ok", timeout=LONG)
+    assert len(server.connections) == before
+
+
+# --- the fault matrix ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _session_get(path: str, **kwargs: Any) -> Iterator[Call]:
+    with HTTPServer() as srv, http.Session() as session:
+        yield lambda stop, timeout: session.get(
+            f"{srv.url}{path}", timeout=timeout, stop=stop, **kwargs
+        )
+        assert_no_live_pooled_connection(session)
+
+
+@contextlib.contextmanager
+def _streamed(path: str) -> Iterator[Call]:
+    with HTTPServer() as srv, http.Session() as session:
+
+        def call(stop: Any, timeout: float) -> bytes:
+            with session.get(f"{srv.url}{path}", stream=True, timeout=timeout, stop=stop) as r:
+                return b"".join(r.iter_content(1))
+
+        yield call
+        assert_no_live_pooled_connection(session)
+
+
+@contextlib.contextmanager
+def _https(path: str) -> Iterator[Call]:
+    with HTTPServer(tls=True) as srv, http.Session() as session:
+        yield lambda stop, timeout: session.get(
+            f"{srv.url}{path}", timeout=timeout, stop=stop, verify=tls_files().ca_path
+        )
+
+
+@contextlib.contextmanager
+def _tls_handshake() -> Iterator[Call]:
+    with serving(silent) as srv:  # a plain listener: the TLS hello is never answered
+        yield lambda stop, timeout: http.get(
+            f"https://127.0.0.1:{srv.port}/", timeout=timeout, stop=stop
+        )
+
+
+@contextlib.contextmanager
+def _connect() -> Iterator[Call]:
+    with FullBacklog() as full:
+        yield lambda stop, timeout: http.get(
+            f"http://127.0.0.1:{full.port}/", timeout=timeout, stop=stop
+        )
+
+
+@contextlib.contextmanager
+def _resolver() -> Iterator[Call]:
+    resolver = StuckResolver()
+    previous = net.set_resolver(resolver)  # the documented hook: no global patching
+    try:
+        yield lambda stop, timeout: http.get("http://stuck.test:9/", timeout=timeout, stop=stop)
+    finally:
+        net.set_resolver(previous)
+        resolver.release()
+        resolver.wait_idle()
+
+
+@contextlib.contextmanager
+def _pool() -> Iterator[Call]:
+    with HTTPServer() as srv, http.Session() as session:
+        session.mount("http://", http.HTTPAdapter(pool_maxsize=1, pool_block=True))
+        holder = session.get(f"{srv.url}/drip", stream=True, timeout=LONG)  # holds the only one
+        try:
+            yield lambda stop, timeout: session.get(f"{srv.url}/ok", timeout=timeout, stop=stop)
+        finally:
+            holder.close()
+
+
+@contextlib.contextmanager
+def _upload() -> Iterator[Call]:
+    data = b"u" * (64 << 20)  # more than any socket buffers hold
+    with HTTPServer() as srv, http.Session() as session:
+        yield lambda stop, timeout: session.post(
+            f"{srv.url}/no-read", data=data, timeout=timeout, stop=stop
+        )
+
+
+@contextlib.contextmanager
+def _urllib3(path: str) -> Iterator[Call]:
+    with HTTPServer() as srv:
+        manager = http.PoolManager()
+        yield lambda stop, timeout: manager.request(
+            "GET", f"{srv.url}{path}", timeout=timeout, stop=stop
+        )
+        manager.clear()
+
+
+HEADERS = "waiting for the response headers"
+BODY = "reading the response body"
+
+
+@dataclass
+class Scenario:
+    """A request that blocks in one phase until its deadline or a stop."""
+
+    make: Callable[[], contextlib.AbstractContextManager[Call]]
+    error: type[Exception]  # what its deadline raises
+    phase: str  # what its message says
+
+
+SCENARIOS = {
+    "silent after accept": Scenario(lambda: _session_get("/silent"), http.ReadTimeout, HEADERS),
+    "headers never finished": Scenario(
+        lambda: _session_get("/stall-headers"), http.ReadTimeout, HEADERS
+    ),
+    **{
+        f"body drip ({framing})": Scenario(
+            functools.partial(_session_get, f"/drip?framing={framing}"), http.ReadTimeout, BODY
+        )
+        for framing in ("length", "chunked", "close")
+    },
+    **{
+        f"streamed body drip ({framing})": Scenario(
+            functools.partial(_streamed, f"/drip?framing={framing}"), http.ReadTimeout, BODY
+        )
+        for framing in ("length", "chunked", "close")
+    },
+    "HTTPS body drip": Scenario(lambda: _https("/drip"), http.ReadTimeout, BODY),
+    "TLS handshake stall": Scenario(_tls_handshake, http.ConnectTimeout, "TLS handshake"),
+    "connect hang (accept queue full)": Scenario(_connect, http.ConnectTimeout, "connecting to"),
+    "stuck resolver": Scenario(_resolver, http.ConnectTimeout, "resolving 'stuck.test'"),
+    "exhausted pool (pool_block)": Scenario(_pool, http.PoolTimeout, "free connection"),
+    "upload to a peer that never reads": Scenario(_upload, http.Timeout, "sending the request"),
+    "urllib3: silent after accept": Scenario(
+        lambda: _urllib3("/silent"), urllib3.exceptions.ReadTimeoutError, HEADERS
+    ),
+    "urllib3: body drip": Scenario(
+        lambda: _urllib3("/drip?framing=close"), urllib3.exceptions.ReadTimeoutError, BODY
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_phase_ends_by_its_deadline(name: str) -> None:
+    case = SCENARIOS[name]
+    with case.make() as call:
+        started = time.monotonic()
+        with pytest.raises(case.error) as info:
+            call(None, SHORT)
+        elapsed = time.monotonic() - started
+    error = info.value
+    assert isinstance(error, DeadlineExceeded)
+    assert isinstance(error, http.Timeout)
+    assert isinstance(error, requests.exceptions.Timeout)
+    assert isinstance(error, urllib3.exceptions.TimeoutError)
+    assert isinstance(error, socket.timeout)
+    assert error.timeout == SHORT
+    message = str(error)
+    assert case.phase in message, message
+    assert f"after {SHORT:g} s" in message, message
+    assert SHORT * 0.95 <= elapsed < SHORT + OVERSHOOT, elapsed
+
+
+@pytest.mark.usefixtures("no_polling")
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_phase_ends_at_once_by_a_stop(name: str) -> None:
+    with SCENARIOS[name].make() as call:
+        stop = StopEvent()
+        thread, outcome = start_call(lambda: call(stop, LONG))
+        wait_until_blocked(thread)
+        set_at = time.perf_counter()
+        stop.set("shutdown")
+        assert outcome.done.wait(WAKE_BOUND), "the stop did not end the request"
+        assert isinstance(outcome.error, Stopped), outcome.error
+        assert outcome.error.reason == "shutdown"
+        assert outcome.ended_at is not None
+        assert outcome.ended_at - set_at < WAKE_BOUND
+        assert stop._callback_count() == 0
+
+
+def test_the_connect_phase_is_classified_by_requests_as_connect_timeout() -> None:
+    with _connect() as call, pytest.raises(requests.exceptions.ConnectTimeout) as info:
+        call(None, SHORT)
+    assert isinstance(info.value, requests.exceptions.ConnectionError)  # as requests has it
+    assert isinstance(info.value, urllib3.exceptions.ConnectTimeoutError)
+
+
+# --- a body is never cut short ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_a_reset_mid_body_raises(server: HTTPServer, framing: str) -> None:
+    with pytest.raises(
+        (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    ):
+        http.get(f"{server.url}/reset?framing={framing}", timeout=LONG)
+
+
+@pytest.mark.usefixtures("no_polling")
+def test_a_stopped_close_delimited_body_never_looks_complete(server: HTTPServer) -> None:
+    with http.Session(timeout=LONG) as session:
+        stop = StopEvent()
+        response = session.get(
+            f"{server.url}/drip?framing=close&interval=0.01", stream=True, stop=stop
+        )
+        received = bytearray()
+
+        def read() -> None:
+            for chunk in response.iter_content(1):
+                received.extend(chunk)
+
+        _, outcome = start_call(read)
+        wait_until(lambda: len(received) >= 3)
+        stop.set()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
+        with pytest.raises((Stopped, requests.exceptions.RequestException, RuntimeError)):
+            response.content  # noqa: B018 - never the short body as if complete
+
+
+def test_a_shut_down_close_delimited_body_never_looks_complete(server: HTTPServer) -> None:
+    # urllib3's HTTPResponse.shutdown() wakes a blocked read with an end of file: the
+    # trap of a close-delimited body looking whole. Here it raises instead.
+    with http.Session(timeout=LONG) as session:
+        response = session.get(f"{server.url}/drip?framing=close&interval=5", stream=True)
+        thread, outcome = start_call(lambda: b"".join(response.iter_content(1)))
+        wait_until_blocked(thread)
+        response.raw.shutdown()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, requests.exceptions.ChunkedEncodingError), outcome
+        with pytest.raises(requests.exceptions.RequestException):
+            response.content  # noqa: B018 - never the short body as if complete
+        assert session.get(f"{server.url}/ok").text == "ok"
+
+
+def test_a_stopped_connection_is_closed_and_the_session_goes_on(server: HTTPServer) -> None:
+    with http.Session(timeout=LONG) as session:
+        assert session.get(f"{server.url}/ok").text == "ok"
+        for path in ("/silent", "/drip?framing=length", "/drip?framing=chunked"):
+            stop = StopEvent()
+            thread, outcome = start_call(
+                functools.partial(session.get, f"{server.url}{path}", stop=stop)
+            )
+            wait_until_blocked(thread)
+            stop.set()
+            assert outcome.done.wait(WAKE_BOUND)
+            assert isinstance(outcome.error, Stopped)
+            assert_no_live_pooled_connection(session)
+            assert session.get(f"{server.url}/ok").text == "ok"
+        with pytest.raises(http.ReadTimeout):
+            session.get(f"{server.url}/silent", timeout=SHORT)
+        assert_no_live_pooled_connection(session)
+        assert session.get(f"{server.url}/ok").text == "ok"
+
+
+def test_100_stopped_requests_leave_no_fd_or_thread(server: HTTPServer) -> None:
+    with http.Session(timeout=LONG) as session:
+        assert session.get(f"{server.url}/ok").text == "ok"
+        gc.collect()
+        fds, threads = open_fds(), threading.active_count()
+        for _ in range(100):
+            stop = StopEvent()
+            thread, outcome = start_call(
+                functools.partial(session.get, f"{server.url}/silent", stop=stop)
+            )
+            wait_until_blocked(thread)
+            stop.set()
+            assert outcome.done.wait(WAKE_BOUND)
+            thread.join(LONG)
+            assert isinstance(outcome.error, Stopped)
+            assert stop._callback_count() == 0
+        assert session.get(f"{server.url}/ok").text == "ok"
+        del stop, thread, outcome
+        gc.collect()
+        # At most as many as before (earlier tests' helper threads may exit meanwhile).
+        wait_until(
+            lambda: open_fds() <= fds and threading.active_count() <= threads, what="cleanup"
+        )
+
+
+# --- one deadline for everything ----------------------------------------------------------
+
+
+def test_redirects_share_the_deadline(server: HTTPServer) -> None:
+    with http.Session() as session:
+        response = session.get(f"{server.url}/hops?n=3", timeout=LONG)
+        assert response.text == "arrived"
+        assert len(response.history) == 3
+        started = time.monotonic()
+        # Each hop answers in 0.15 s, well within a per-hop timeout; five take 0.75 s.
+        with pytest.raises(http.ReadTimeout):
+            session.get(f"{server.url}/hops?n=5&delay=0.15", timeout=0.4)
+        assert time.monotonic() - started < 0.4 + OVERSHOOT
+
+
+def test_every_address_shares_the_connect_deadline(server: HTTPServer) -> None:
+    # The name has two addresses; the first never accepts. Each gets a share of the
+    # one timeout, so the second is reached in time (requests gives each the whole).
+    with FullBacklog() as full:
+        table = {"multi.test": [("127.0.0.1", full.port), ("127.0.0.1", server.port)]}
+        previous = net.set_resolver(static_resolver(table))
+        try:
+            started = time.monotonic()
+            assert http.get("http://multi.test/ok", timeout=1.0).text == "ok"
+            assert time.monotonic() - started < 1.0
+        finally:
+            net.set_resolver(previous)
+
+
+def test_urllib3_redirects_and_retries_share_the_deadline(server: HTTPServer) -> None:
+    manager = http.PoolManager(timeout=LONG)
+    assert manager.request("GET", f"{server.url}/hops?n=2").data == b"arrived"
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        manager.request("GET", f"{server.url}/hops?n=5&delay=0.15", timeout=0.4)
+    assert time.monotonic() - started < 0.4 + OVERSHOOT
+    with FullBacklog() as full:  # default retries (3): still one deadline, not four
+        started = time.monotonic()
+        with pytest.raises(urllib3.exceptions.ConnectTimeoutError):
+            manager.request("GET", f"http://127.0.0.1:{full.port}/", timeout=SHORT)
+        assert time.monotonic() - started < SHORT + OVERSHOOT
+    read_retries = Retry(total=5, read=5)
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):
+        manager.request("GET", f"{server.url}/silent", timeout=SHORT, retries=read_retries)
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    manager.clear()
+
+
+def test_a_retry_after_past_the_deadline_fails_at_once(server: HTTPServer) -> None:
+    retry = Retry(total=3, status_forcelist=[503], respect_retry_after_header=True)
+    with http.Session(timeout=2) as session:
+        session.mount("http://", http.HTTPAdapter(max_retries=retry))
+        started = time.monotonic()
+        with pytest.raises(http.Timeout, match="Retry-After") as info:
+            session.get(f"{server.url}/status?code=503&retry_after=30")
+        assert time.monotonic() - started < 1.0
+    assert "would pass the deadline" in str(info.value)
+
+
+@pytest.mark.usefixtures("no_polling")
+def test_a_retry_backoff_is_stopped_at_once(server: HTTPServer) -> None:
+    # The second retry waits 20 s (backoff_factor 10): the stop ends that wait.
+    retry = Retry(total=3, status_forcelist=[503], backoff_factor=10)
+    with http.Session(timeout=LONG) as session:
+        session.mount("http://", http.HTTPAdapter(max_retries=retry))
+        stop = StopEvent()
+        thread, outcome = start_call(lambda: session.get(f"{server.url}/status", stop=stop))
+        wait_until(lambda: sum(r.path == "/status" for r in server.requests) >= 2)
+        wait_until_blocked(thread)
+        stop.set()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
+    assert retry.total == 3  # the adapter's own Retry object is not changed
+
+
+def test_an_enclosing_scope_bounds_and_stops_requests(server: HTTPServer) -> None:
+    with scope(timeout=SHORT), pytest.raises(http.ReadTimeout, match="enclosing") as info:
+        http.get(f"{server.url}/silent", timeout=LONG)
+    assert info.value.timeout == SHORT
+    stop = StopEvent()
+
+    def in_scope() -> object:
+        with scope(stop=stop):
+            return http.get(f"{server.url}/silent", timeout=LONG)
+
+    thread, outcome = start_call(in_scope)
+    wait_until_blocked(thread)
+    stop.set()
+    assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
+
+
+def test_a_streamed_body_keeps_its_deadline_after_the_call(server: HTTPServer) -> None:
+    with http.Session() as session:
+        started = time.monotonic()
+        response = session.get(f"{server.url}/drip?interval=0.02", stream=True, timeout=0.5)
+        assert response.status_code == 200
+        with pytest.raises(http.ReadTimeout, match="body"):
+            for _ in response.raw.stream(1):
+                pass
+        elapsed = time.monotonic() - started
+    assert 0.5 * 0.95 <= elapsed < 0.5 + OVERSHOOT
+
+
+def test_stall_timeout_limits_each_wait_beside_the_total(server: HTTPServer) -> None:
+    with http.Session(timeout=LONG) as session:
+        started = time.monotonic()
+        with pytest.raises(http.ReadTimeout, match=r"no progress for 0\.1 s") as info:
+            session.get(f"{server.url}/drip?interval=5", stall_timeout=0.1)
+        assert time.monotonic() - started < 0.1 + OVERSHOOT
+        assert info.value.timeout == 0.1
+        with pytest.raises(http.ReadTimeout, match=f"after {SHORT:g} s"):
+            session.get(f"{server.url}/drip?interval=0.02", stall_timeout=5, timeout=SHORT)
+
+
+def test_a_plain_event_as_stop_is_polled(server: HTTPServer) -> None:
+    previous = stoppable.set_poll_interval(0.01)
+    try:
+        stop = threading.Event()
+        thread, outcome = start_call(
+            lambda: http.get(f"{server.url}/silent", timeout=LONG, stop=stop)
+        )
+        wait_until_blocked(thread)
+        stop.set()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
+    finally:
+        stoppable.set_poll_interval(previous)
+
+
+@pytest.mark.usefixtures("no_polling")
+def test_a_session_stop_ends_all_its_requests(server: HTTPServer) -> None:
+    stop = StopEvent()
+    with http.Session(stop=stop, timeout=LONG) as session:
+        calls = [
+            start_call(lambda p=path: session.get(f"{server.url}{p}"))  # type: ignore[misc]
+            for path in ("/silent", "/drip", "/stall-headers")
+        ]
+        for thread, _ in calls:
+            wait_until_blocked(thread)
+        stop.set("closing")
+        for _, outcome in calls:
+            assert outcome.done.wait(WAKE_BOUND)
+            assert isinstance(outcome.error, Stopped)
+            assert outcome.error.reason == "closing"
+
+
+def test_the_adapter_bounds_a_plain_requests_session(server: HTTPServer) -> None:
+    with requests.Session() as plain:
+        plain.mount("http://", http.HTTPAdapter())
+        assert plain.get(f"{server.url}/ok", timeout=LONG).text == "ok"
+        started = time.monotonic()
+        with pytest.raises(http.ReadTimeout):
+            plain.get(f"{server.url}/drip?interval=0.02", timeout=SHORT)
+        assert time.monotonic() - started < SHORT + OVERSHOOT
+
+
+# --- TLS settings cannot race ---------------------------------------------------------------
+
+
+def test_concurrent_requests_with_different_verify_cannot_race(tls_server: HTTPServer) -> None:
+    url = f"{tls_server.url}/ok"
+    outcomes: dict[str, list[object]] = {"ca": [], "default": [], "off": []}
+    settings: dict[str, object] = {"ca": tls_files().ca_path, "default": True, "off": False}
+
+    def worker(name: str) -> None:
+        with http.Session(timeout=LONG) as session:
+            for _ in range(15):
+                try:
+                    outcomes[name].append(session.get(url, verify=settings[name]).text)
+                except requests.exceptions.SSLError as exc:
+                    outcomes[name].append(type(exc))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        threads = [
+            threading.Thread(target=worker, args=(name,)) for name in settings for _ in (1, 2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(LONG)
+    assert outcomes["ca"] == ["ok"] * 30
+    assert outcomes["off"] == ["ok"] * 30
+    assert outcomes["default"] == [requests.exceptions.SSLError] * 30
+
+
+# --- proxies and credentials ---------------------------------------------------------------
+
+
+def chain_text(error: BaseException) -> str:
+    """Everything the error and the errors it wraps say."""
+    seen, parts, todo = set(), [], [error]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        parts.append(f"{item!s} {item!r}")
+        todo.extend(e for e in (item.__cause__, item.__context__) if e is not None)
+    return "\n".join(parts)
+
+
+def test_credentials_never_appear_in_errors(server: HTTPServer) -> None:
+    url = f"http://user:secret@127.0.0.1:{server.port}/silent?token=hunter2"
+    with pytest.raises(http.ReadTimeout) as info:
+        http.get(url, timeout=SHORT)
+    assert "secret" not in chain_text(info.value)
+    assert "hunter2" not in str(info.value)
+    assert "***@127.0.0.1" in str(info.value)
+    # A proxy that never accepts, then one that never answers (the test server).
+    with FullBacklog() as full:
+        for proxy_port, error in (
+            (full.port, http.ConnectTimeout),
+            (server.port, http.ReadTimeout),
+        ):
+            proxies = {"http": f"http://user:secret@127.0.0.1:{proxy_port}"}
+            with pytest.raises(error) as proxied:
+                http.get("http://target.test/silent", timeout=SHORT, proxies=proxies)
+            assert "secret" not in chain_text(proxied.value)
+
+
+def test_http_proxies_forward_and_tunnel(server: HTTPServer, tls_server: HTTPServer) -> None:
+    with HTTPServer(proxy=True) as proxy:
+        proxies = {
+            "http": f"http://user:pw@{proxy.host}:{proxy.port}",
+            "https": f"http://{proxy.host}:{proxy.port}",
+        }
+        with http.Session(timeout=LONG) as session:
+            response = session.get(f"{server.url}/ok", proxies=proxies)
+            assert response.text == f"proxied {server.url}/ok"
+            assert "proxy-authorization" in proxy.requests[-1].headers
+            tunneled = session.get(
+                f"{tls_server.url}/ok", proxies=proxies, verify=tls_files().ca_path
+            )
+            assert tunneled.text == "ok"
+            assert proxy.requests[-1].method == "CONNECT"
+        with pytest.raises(requests.exceptions.InvalidSchema):
+            http.get(f"{server.url}/ok", timeout=LONG, proxies={"http": "socks5://127.0.0.1:1"})
+
+
+def test_timeout_errors_pickle() -> None:
+    error = http.ReadTimeout("GET http://h/ timed out", timeout=2.0, phase="reading")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is http.ReadTimeout
+    assert (str(copy), copy.timeout) == (str(error), 2.0)
+
+
+# --- the example -------------------------------------------------------------------------
+
+
+def test_the_crawler_example_runs_to_completion() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "crawler.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "over budget" in result.stdout
+    assert "200" in result.stdout
+
+
+def test_ctrl_c_stops_every_crawler_worker_at_once() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "crawler.py"), "--budget", "60", "--workers", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the crawler says when every worker is blocked
+            if "all workers busy" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=LONG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=LONG)
+    assert proc.returncode == 0, err
+    stopped = [line for line in out.splitlines() if "stopped" in line and " ms after" in line]
+    assert stopped, out
+    for line in stopped:
+        assert float(line.split(" ms after")[0].split()[-1]) < 1000, line
