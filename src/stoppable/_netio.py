@@ -123,13 +123,19 @@ def wait_ready(
     natural: int,
     error: Callable[..., DeadlineExceeded],
     want: int | None = None,
+    waiter: Waiter | None = None,
 ) -> T:
     """Retry ``op`` each time ``sock`` is ready, until it completes; the first try failed.
 
     ``natural`` is what the operation waits for (``POLLIN`` to read, ``POLLOUT`` to
     write or connect); ``want``, if the first try said otherwise (TLS, ``RetryLater``).
+    ``waiter``: one made earlier for this socket and ``call``, to reuse (a caller that
+    waits many times under one set of limits, such as an HTTP body read, keeps one).
     """
-    waiter = Waiter(call, sock.fileno(), natural if want is None else want)
+    if waiter is None:
+        waiter = Waiter(call, sock.fileno(), natural if want is None else want)
+    elif want is not None:
+        waiter.want = want
 
     def attempt(seconds: float) -> T | NotYet:
         if seconds > 0 and not waiter.wait(seconds):
