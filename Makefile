@@ -26,6 +26,11 @@ test: lint typecheck
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+	@echo
+	@echo "examples/service.py: 8 workers, each item an HTTP call then a child process;"
+	@echo "an orchestrator's SIGTERM after 1.5 s:"
+	@$(BIN)/python examples/service.py --workers 8 --items 40 --work 0.3 & pid=$$!; \
+		sleep 1.5; kill -TERM $$pid; wait $$pid
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -4,16 +4,21 @@ Run it, then stop it as an orchestrator would (``kill -TERM <pid>``, or Ctrl-C):
 
     python examples/service.py --workers 8 --items 40 --work 0.5
 
+Its upstream is ``--upstream URL``; without one it starts a small loopback HTTP
+server of its own that answers each item after ``--upstream-delay`` seconds.
+
 Everything runs on one ``StopEvent``:
 
 - ``stoppable.process.stop_on_signals`` turns SIGTERM/SIGINT into ``stop.set()`` with
   the signal's name as the reason (a second signal exits hard);
 - worker threads take items from a queue with ``stoppable.queues.take`` (an item whose
-  worker is stopped goes back in the queue), and per item make an HTTP call (see
-  ``Service.call_upstream``) and run a child process with ``stoppable.process.run``
-  (a stopped child is terminated, killed after a grace period, and reaped);
-- a small TCP status listener answers each connection with one JSON line (``done``,
-  ``busy``, ``queued``...).
+  worker is stopped goes back in the queue), and per item make an HTTP call with
+  ``stoppable.http.get`` (a stopped request is cut off in any phase, its connection
+  closed) and run a child process with ``stoppable.process.run`` (a stopped child is
+  terminated, killed after a grace period, and reaped), both within the item's one
+  deadline;
+- a small TCP status listener (``stoppable.net.accept`` / ``sendall``) answers each
+  connection with one JSON line (``done``, ``busy``, ``queued``...).
 
 On the stop, every thread notices at once, wherever it is blocked; the service
 prints how long each took (from the signal), then a last line of JSON with the
@@ -32,14 +37,14 @@ import contextlib
 import json
 import os
 import queue
-import select
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from stoppable import StopEvent, Stopped, process, queues, scope, sync
+from stoppable import DeadlineExceeded, StopEvent, Stopped, http, net, process, queues, scope, sync
 
 # A child per item: the work (sleeping stands in for it), then its result on stdout.
 CHILD = "import sys, time; time.sleep(float(sys.argv[1])); print('processed', sys.argv[2])"
@@ -57,6 +62,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 0
     lifetime: float = 24 * 3600.0  # the service stops by itself after this long
+    upstream: str | None = None  # base URL; None: start a loopback upstream of our own
+    upstream_delay: float = 0.1  # how long our own upstream takes to answer
 
 
 @dataclass
@@ -64,20 +71,55 @@ class Stats:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    http_calls: list[str] = field(default_factory=list)  # items whose HTTP call succeeded
+    http_stopped: list[str] = field(default_factory=list)  # items stopped mid-request
     busy: dict[str, str] = field(default_factory=dict)  # worker name -> item
     noticed: dict[str, float] = field(default_factory=dict)  # thread -> monotonic time
 
 
+class Upstream:
+    """A loopback HTTP server standing in for the service's upstream: slow, but it answers."""
+
+    def __init__(self, delay: float) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(delay)  # the upstream's own work
+                body = json.dumps({"item": self.path.rsplit("/", 1)[-1], "ok": True}).encode()
+                # A stopped service hangs up mid-request: that is its right, not an error.
+                with contextlib.suppress(ConnectionError):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        host, port = self.server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="upstream", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()  # returns within serve_forever's 0.05 s poll
+        self.server.server_close()
+
+
 class Service:
-    def __init__(self, config: Config, stop: StopEvent) -> None:
+    def __init__(self, config: Config, stop: StopEvent, upstream: str) -> None:
         self.config = config
         self.stop = stop
+        self.upstream = upstream
         self.queue: queue.Queue[str] = queue.Queue()
         for number in range(config.items):
-            self.queue.put(f"item-{number:03d}")
+            self.queue.put_nowait(f"item-{number:03d}")
         self.stats = Stats()
         self.listener = socket.create_server((config.host, config.port))
-        self.listener.setblocking(False)
         self.threads = [
             threading.Thread(target=self.work, name=f"worker-{n}") for n in range(config.workers)
         ]
@@ -142,16 +184,15 @@ class Service:
             )
 
     def call_upstream(self, item: str) -> None:
-        """The HTTP call per item: the one place it goes, once ``stoppable.http`` lands.
-
-        It will read::
-
-            response = http.get(f"{upstream}/items/{item}", timeout=HTTP_TIMEOUT)
-            response.raise_for_status()
-
-        inside ``handle``'s scope, so the item's deadline and the service's stop bound
-        it with no more arguments. Until then the service makes no HTTP call.
-        """
+        """The HTTP call per item, inside ``handle``'s scope: the item's deadline and
+        the service's stop bound it with no more arguments."""
+        try:
+            response = http.get(f"{self.upstream}/items/{item}", timeout=self.config.item_timeout)
+        except Stopped:
+            self.stats.http_stopped.append(item)
+            raise
+        response.raise_for_status()
+        self.stats.http_calls.append(item)
 
     # --- status listener ----------------------------------------------------------
 
@@ -166,24 +207,18 @@ class Service:
         }
 
     def serve_status(self) -> None:
-        # Plain sockets: the listener's poll includes the stop's wake-up descriptor, so
-        # a stop ends it at once (stoppable.net's accept will replace this loop).
-        poller = select.poll()
-        poller.register(self.listener, select.POLLIN)
-        poller.register(self.stop.fileno(), select.POLLIN)
-        while not self.stop.is_set():
-            ready = poller.poll(1000)  # bounded all the same
-            if self.stop.is_set() or not ready:
-                continue
-            try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:  # the client went away first
-                continue
-            with conn:
-                conn.settimeout(1.0)  # a client that does not read gets a second
-                with contextlib.suppress(OSError):  # the client's loss
-                    conn.sendall(json.dumps(self.status()).encode() + b"\n")
-        self.stats.noticed[threading.current_thread().name] = time.monotonic()
+        name = threading.current_thread().name
+        try:
+            while True:
+                try:
+                    conn, _ = net.accept(self.listener, timeout=IDLE_WAIT, stop=self.stop)
+                except DeadlineExceeded:
+                    continue  # nobody asked for a while: wait again
+                with conn, contextlib.suppress(OSError):  # a client that does not read
+                    reply = json.dumps(self.status()).encode() + b"\n"
+                    net.sendall(conn, reply, timeout=1.0, stop=self.stop)
+        except Stopped:
+            self.stats.noticed[name] = time.monotonic()
 
 
 def parse(argv: list[str] | None) -> Config:
@@ -197,6 +232,8 @@ def parse(argv: list[str] | None) -> Config:
     parser.add_argument("--host", default=defaults.host)
     parser.add_argument("--port", type=int, default=defaults.port)
     parser.add_argument("--lifetime", type=float, default=defaults.lifetime)
+    parser.add_argument("--upstream", default=defaults.upstream, help="base URL of the upstream")
+    parser.add_argument("--upstream-delay", type=float, default=defaults.upstream_delay)
     args = parser.parse_args(argv)
     return Config(**{name.replace("-", "_"): value for name, value in vars(args).items()})
 
@@ -205,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     config = parse(argv)
     stop = StopEvent()
     signals = process.stop_on_signals(stop)
+    own_upstream = None if config.upstream else Upstream(config.upstream_delay)
+    upstream = own_upstream.url if own_upstream is not None else str(config.upstream)
     with signals:
-        service = Service(config, stop)
+        service = Service(config, stop, upstream)
         service.start()
         host, port = service.address
         print(f"listening on {host}:{port}, pid {os.getpid()}", flush=True)
@@ -214,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             stop.set(reason="lifetime over")
         stopped_at = signals.received_at or time.monotonic()
         still_running = service.join(timeout=10)
+    if own_upstream is not None:
+        own_upstream.close()
     stats = service.stats
     print(f"stopped ({stop.reason}); each thread noticed the stop after:")
     latencies = {
@@ -224,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     queued = sorted(service.queue.queue)
     print(
         f"{len(stats.done)} items done, {len(stats.failed)} failed, {len(queued)} in the queue "
-        f"({len(stats.requeued)} of them put back by stopped workers)"
+        f"({len(stats.requeued)} of them put back by stopped workers); "
+        f"{len(stats.http_calls)} HTTP calls answered, "
+        f"{len(stats.http_stopped)} stopped mid-request"
     )
     summary = {
         "reason": stop.reason,
@@ -233,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         "failed": sorted(stats.failed),
         "queued": queued,
         "requeued": sorted(stats.requeued),
+        "http_calls": sorted(stats.http_calls),
+        "http_stopped": sorted(stats.http_stopped),
         "stop_latency_ms": latencies,
         "still_running": still_running,
         "shutdown_ms": (time.monotonic() - stopped_at) * 1e3,

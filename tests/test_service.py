@@ -91,6 +91,8 @@ def children_of(pid: int) -> list[int]:
 def test_sigterm_with_items_in_flight_exits_within_2s_and_loses_no_item(
     services: list[Running],
 ) -> None:
+    # Each item is an HTTP call to the service's own slow upstream (0.1 s), then a
+    # child process (0.2 s): a signal finds workers in either.
     items, workers = 30, 3
     service = Running("--workers", str(workers), "--items", str(items), "--work", "0.2")
     services.append(service)
@@ -110,12 +112,35 @@ def test_sigterm_with_items_in_flight_exits_within_2s_and_loses_no_item(
     assert len(summary["done"]) + len(summary["queued"]) == items
     assert summary["failed"] == []
     assert done  # the service did work before the signal
+    # Every item done made its HTTP call; no HTTP call was made for an item never taken.
+    assert done <= set(summary["http_calls"])
+    assert set(summary["http_calls"]) | set(summary["http_stopped"]) <= everything - (
+        queued - set(summary["requeued"])
+    )
     # The items in flight were put back, and are in the queue.
     assert summary["requeued"]
     assert set(summary["requeued"]) <= queued
     assert summary["still_running"] == []
     assert set(summary["stop_latency_ms"]) == {f"worker-{n}" for n in range(workers)} | {"status"}
     assert "each thread noticed the stop after" in out
+
+
+def test_sigterm_mid_request_cuts_the_http_calls_and_requeues_their_items(
+    services: list[Running],
+) -> None:
+    workers = 4
+    service = Running(
+        "--workers", str(workers), "--items", "12", "--work", "0.01", "--upstream-delay", "60"
+    )
+    services.append(service)
+    wait_until(lambda: service.status()["busy"] == workers, what="every worker in its HTTP call")
+    exited_after, summary, _ = service.signal_and_finish(signal.SIGTERM)
+    assert exited_after < EXIT_BOUND
+    assert summary["http_calls"] == []
+    assert len(summary["http_stopped"]) == workers
+    assert set(summary["http_stopped"]) == set(summary["requeued"])
+    assert len(summary["queued"]) == 12
+    assert summary["failed"] == []
 
 
 def test_sigint_with_every_worker_blocked_in_a_long_child(services: list[Running]) -> None:
@@ -130,6 +155,7 @@ def test_sigint_with_every_worker_blocked_in_a_long_child(services: list[Running
     assert summary["reason"] == "SIGINT"
     assert summary["done"] == []
     assert len(summary["requeued"]) == workers
+    assert len(summary["http_calls"]) == workers  # each answered before its child started
     assert len(summary["queued"]) == 20
     for child in children:
         assert not Path(f"/proc/{child}").exists()  # ended and reaped, not orphaned
