@@ -38,8 +38,8 @@ def expected(cases: list[Case], *, drop: frozenset[str] = frozenset()) -> set[tu
 
 
 def test_flake8_reports_the_marked_findings(tmp_path: Path) -> None:
-    # Every case that needs no configuration, plus the noqa case: flake8 applies
-    # noqa comments itself and has no unused-noqa report (STP900).
+    # Every case that needs no configuration, plus the suppression case: flake8
+    # applies suppression comments itself and has no unused-suppression report (STP900).
     chosen = [c for c in all_cases() if not c.config and c.module is None]
     chosen.append(load(CASES / "noqa.case"))
     for case in chosen:
