@@ -6,6 +6,7 @@ Bounds are generous for a loaded 2-core machine: tests assert that a stop is not
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -44,7 +45,17 @@ def wait_until_blocked(
     """Wait until ``thread`` is blocked in one of ``in_functions`` (a ready signal)."""
 
     def blocked() -> bool:
-        frame = sys._current_frames().get(thread.ident or -1)
+        # No garbage collection inside sys._current_frames(): on CPython 3.11 a
+        # finalizer run there (closing a file descriptor releases the GIL) while it
+        # holds the runtime's thread-list lock deadlocks with any thread starting or
+        # ending (python/cpython#106883).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            frame = sys._current_frames().get(thread.ident or -1)
+        finally:
+            if collecting:
+                gc.enable()
         return frame is not None and frame.f_code.co_name in in_functions
 
     wait_until(blocked, what=f"{thread.name} to block")
