@@ -569,3 +569,31 @@ def test_the_deadline_is_total_not_per_wake_up() -> None:
         done.set()
         disturber.join(LONG)
     assert SHORT <= elapsed < SHORT + WAKE_BOUND
+
+
+def test_set_takes_no_lock_of_the_waiters(no_polling: None) -> None:
+    # A stop wakes a condition waiter by releasing its waiter lock directly: set()
+    # returns even while the queue's own mutex is held (here by this very thread).
+    q: queue.Queue[int] = queue.Queue()
+    stop = StopEvent()
+    thread, outcome = start_call(lambda: queues.get(q, timeout=LONG, stop=stop))
+    wait_until_blocked(thread)
+    with q.mutex:
+        stop.set()
+        assert not outcome.done.is_set()  # it needs the mutex back to return
+    assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
+
+
+def test_the_standard_library_internals_the_waits_rely_on() -> None:
+    # Condition.wait's own protocol and Queue's organisation hooks: a Python that
+    # changes them must fail here, loudly, not hang somewhere else.
+    for cond in (threading.Condition(), threading.Condition(threading.RLock())):
+        for name in ("_waiters", "_release_save", "_acquire_restore", "_is_owned"):
+            assert hasattr(cond, name), name
+    q: queue.Queue[int] = queue.Queue()
+    for name in ("_qsize", "_get", "_put", "unfinished_tasks"):
+        assert hasattr(q, name), name
+    semaphore = threading.Semaphore()
+    assert hasattr(semaphore, "_cond")
+    assert hasattr(semaphore, "_value")

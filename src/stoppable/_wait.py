@@ -22,6 +22,7 @@ also runs in slices.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import select
@@ -109,6 +110,37 @@ def _notify_all(cond: threading.Condition) -> None:
         cond.notify_all()
 
 
+class _Waiter:
+    """A waiter in a ``threading.Condition``'s queue that a stop can release too.
+
+    ``Condition.notify`` releases the lock of each waiter it wakes; so does a stop's
+    callback, directly: no condition lock is taken in ``StopEvent.set()``, which
+    makes waking a thousand condition waiters as cheap as releasing a thousand locks,
+    and ``set()`` free of any lock a waiter's owner may hold. Whichever releases
+    first wakes the waiter; the second release is a no-op.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def release(self) -> None:
+        # Called by Condition.notify() (which then counts this waiter as woken) or by
+        # a stop. A wake-up "spent" on a waiter that a stop had already woken is not
+        # lost: the waiter takes what is ready before it looks at the stop, and
+        # passes a notify on if it leaves without taking it (wait_condition).
+        with contextlib.suppress(RuntimeError):
+            self._lock.release()
+
+    def rearm(self) -> None:
+        self._lock.acquire(False)
+
+    def block(self, seconds: float) -> None:
+        self._lock.acquire(True, seconds)
+
+
 def wait_condition(
     call: Limits,
     cond: threading.Condition,
@@ -118,23 +150,41 @@ def wait_condition(
 ) -> None:
     """Wait, holding ``cond`` as the caller does, until ``ready()`` is true.
 
-    Returns with ``cond`` held and ``ready()`` true, or raises with ``cond`` held. A
-    stop wakes the wait by notifying ``cond``. When this waiter leaves by raising
+    Returns with ``cond`` held and ``ready()`` true, or raises with ``cond`` held.
+    The wait is ``Condition.wait``'s own protocol (a waiter lock in the condition's
+    ``_waiters`` queue, the lock released with ``_release_save`` and taken back with
+    ``_acquire_restore``, unchanged since Python 2 and checked by the tests), with a
+    ``_Waiter`` that a stop releases directly. When this waiter leaves by raising
     while ``ready()`` is true, it may have absorbed the ``notify()`` meant for the
     waiter that should take the item, so it passes one on: no wake-up is lost.
     """
+    if not cond._is_owned():  # type: ignore[attr-defined]
+        raise RuntimeError("cannot wait on un-acquired lock")
+    waiter = _Waiter()
+    waiters = cond._waiters  # type: ignore[attr-defined]
 
     def attempt(seconds: float) -> bool | NotYet:
         if ready():
             return True
         if seconds > 0:
-            cond.wait(seconds)
+            waiter.rearm()
+            waiters.append(waiter)
+            # Armed first, then the stop checked: a stop set in between released
+            # the armed lock, so the block below returns at once.
+            if not any(stop.is_set() for stop in call.stops):
+                saved = cond._release_save()  # type: ignore[attr-defined]
+                try:
+                    waiter.block(seconds)
+                finally:
+                    cond._acquire_restore(saved)  # type: ignore[attr-defined]
+            with contextlib.suppress(ValueError):  # notify() removed it already
+                waiters.remove(waiter)
             if ready():
                 return True
         return NOT_YET
 
     try:
-        wait_loop(call, attempt, wake=lambda: _notify_all(cond), error=error)
+        wait_loop(call, attempt, wake=waiter.release, error=error)
     except BaseException:
         if ready():
             cond.notify()
