@@ -19,53 +19,21 @@ None of this uses ``stoppable``: the servers must not depend on the code under t
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import select
-import shutil
 import socket
-import ssl
 import struct
-import tempfile
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
+from . import net_servers
 from .net_servers import LONG, LoopbackServer
 
-__all__ = ["HTTPServer", "Request", "TLSFiles", "tls_files"]
+__all__ = ["HTTPServer", "Request"]
 
 
 # --- TLS -------------------------------------------------------------------------
-
-
-@dataclass
-class TLSFiles:
-    """A throwaway CA (``trustme``): its PEM file for ``verify=``, and contexts."""
-
-    ca_path: str
-    server: ssl.SSLContext
-    client: ssl.SSLContext
-
-
-@cache
-def tls_files() -> TLSFiles:
-    """The HTTP tests' TLS setup (made once per process; the CA file lives as long)."""
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    directory = Path(tempfile.mkdtemp(prefix="stoppable-http-tls-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    ca_path = directory / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return TLSFiles(ca_path=str(ca_path), server=server, client=client)
 
 
 # --- requests --------------------------------------------------------------------------
@@ -319,7 +287,7 @@ class HTTPServer(LoopbackServer):
         routes: dict[str, Route] | None = None,
     ) -> None:
         super().__init__(
-            self._serve_http, host=host, ssl_context=tls_files().server if tls else None
+            self._serve_http, host=host, ssl_context=net_servers.tls().server if tls else None
         )
         self.routes = {**ROUTES, **(routes or {})}
         self.proxy = proxy

@@ -16,16 +16,20 @@ None of this uses ``stoppable``: the servers must not depend on the code under t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import select
+import shutil
 import socket
 import ssl
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -473,15 +477,19 @@ def static_resolver(table: dict[str, list[tuple[str, int]]]) -> Callable[..., li
 
 @dataclass
 class TLS:
-    """A throwaway CA (``trustme``) and contexts for ``localhost``/``127.0.0.1``/``::1``."""
+    """A throwaway CA (``trustme``) and contexts for ``localhost``/``127.0.0.1``/``::1``.
+
+    ``ca_path`` is the CA's PEM file, for APIs that take a path (requests' ``verify=``).
+    """
 
     server: ssl.SSLContext
     client: ssl.SSLContext
+    ca_path: str
 
 
 @cache
 def tls() -> TLS:
-    """The test TLS contexts (made once per process)."""
+    """The test TLS contexts (made once per process; the CA file lives as long)."""
     import trustme
 
     ca = trustme.CA()
@@ -490,7 +498,11 @@ def tls() -> TLS:
     cert.configure_cert(server)
     client = ssl.create_default_context()
     ca.configure_trust(client)
-    return TLS(server=server, client=client)
+    directory = Path(tempfile.mkdtemp(prefix="stoppable-tls-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    ca_path = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return TLS(server=server, client=client, ca_path=str(ca_path))
 
 
 @contextlib.contextmanager

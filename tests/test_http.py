@@ -29,7 +29,7 @@ from urllib3.util.retry import Retry
 import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, http, net, scope
 
-from .http_servers import HTTPServer, body_bytes, tls_files
+from .http_servers import HTTPServer, body_bytes
 from .net_servers import (
     FullBacklog,
     StuckResolver,
@@ -37,6 +37,7 @@ from .net_servers import (
     serving,
     silent,
     static_resolver,
+    tls,
 )
 from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until, wait_until_blocked
 
@@ -122,7 +123,7 @@ def test_the_pool_classes_are_bounded_too(server: HTTPServer, tls_server: HTTPSe
         assert time.monotonic() - started < SHORT + OVERSHOOT
         assert pool.request("GET", "/ok").data == b"ok"
     tls_pool = http.HTTPSConnectionPool(
-        "127.0.0.1", tls_server.port, timeout=LONG, ca_certs=tls_files().ca_path
+        "127.0.0.1", tls_server.port, timeout=LONG, ca_certs=tls().ca_path
     )
     with tls_pool:
         assert tls_pool.request("GET", "/ok").data == b"ok"
@@ -144,7 +145,7 @@ def test_ipv6_loopback() -> None:
 
 
 def test_https_verifies_against_the_given_ca(tls_server: HTTPServer) -> None:
-    ca = tls_files().ca_path
+    ca = tls().ca_path
     assert http.get(f"{tls_server.url}/ok", timeout=LONG, verify=ca).text == "ok"
     # The default CA bundle does not know the test CA: verification is never skipped.
     with pytest.raises(requests.exceptions.SSLError):
@@ -161,14 +162,14 @@ def test_https_checks_the_host_name(tls_server: HTTPServer) -> None:
             http.get(
                 f"https://wrong.test:{tls_server.port}/ok",
                 timeout=LONG,
-                verify=tls_files().ca_path,
+                verify=tls().ca_path,
             )
     finally:
         net.set_resolver(previous)
 
 
 def test_a_given_ssl_context_is_used_as_is(tls_server: HTTPServer) -> None:
-    context = tls_files().client
+    context = tls().client
     manager = http.PoolManager(timeout=LONG, ssl_context=context, cert_reqs="CERT_NONE")
     assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
     assert context.verify_mode == ssl.CERT_REQUIRED
@@ -182,7 +183,7 @@ def test_large_downloads_arrive_whole(server: HTTPServer, tls_server: HTTPServer
     with http.Session(timeout=LONG, stall_timeout=LONG) as session:
         assert session.get(f"{server.url}/bytes?n={size}").content == expected
         with session.get(
-            f"{tls_server.url}/bytes?n={size}", stream=True, verify=tls_files().ca_path
+            f"{tls_server.url}/bytes?n={size}", stream=True, verify=tls().ca_path
         ) as r:
             assert b"".join(r.iter_content(1 << 20)) == expected
     manager = http.PoolManager(timeout=LONG)
@@ -285,7 +286,7 @@ def _streamed(path: str) -> Iterator[Call]:
 def _https(path: str) -> Iterator[Call]:
     with HTTPServer(tls=True) as srv, http.Session() as session:
         yield lambda stop, timeout: session.get(
-            f"{srv.url}{path}", timeout=timeout, stop=stop, verify=tls_files().ca_path
+            f"{srv.url}{path}", timeout=timeout, stop=stop, verify=tls().ca_path
         )
 
 
@@ -694,7 +695,7 @@ def test_the_adapter_bounds_a_plain_requests_session(server: HTTPServer) -> None
 def test_concurrent_requests_with_different_verify_cannot_race(tls_server: HTTPServer) -> None:
     url = f"{tls_server.url}/ok"
     outcomes: dict[str, list[object]] = {"ca": [], "default": [], "off": []}
-    settings: dict[str, object] = {"ca": tls_files().ca_path, "default": True, "off": False}
+    settings: dict[str, object] = {"ca": tls().ca_path, "default": True, "off": False}
 
     def worker(name: str) -> None:
         with http.Session(timeout=LONG) as session:
@@ -763,9 +764,7 @@ def test_http_proxies_forward_and_tunnel(server: HTTPServer, tls_server: HTTPSer
             response = session.get(f"{server.url}/ok", proxies=proxies)
             assert response.text == f"proxied {server.url}/ok"
             assert "proxy-authorization" in proxy.requests[-1].headers
-            tunneled = session.get(
-                f"{tls_server.url}/ok", proxies=proxies, verify=tls_files().ca_path
-            )
+            tunneled = session.get(f"{tls_server.url}/ok", proxies=proxies, verify=tls().ca_path)
             assert tunneled.text == "ok"
             assert proxy.requests[-1].method == "CONNECT"
         with pytest.raises(requests.exceptions.InvalidSchema):

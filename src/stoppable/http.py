@@ -72,6 +72,7 @@ Differences from requests and urllib3, where a total deadline needs them:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import requests
@@ -226,6 +227,19 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         bounded = _retries(retries, redirect, self.retries)
         if is_joined(timeout):  # a request of an edge above: its budget is installed
             budget = current()
+            opened: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        else:
+            seconds = seconds_for(
+                None if timeout is _DEFAULT_TIMEOUT else timeout, self.total_timeout
+            )
+            target = (
+                url if not url.startswith("/") else f"{self.scheme}://{self.host}:{self.port}{url}"
+            )
+            stall = _stall(stall_timeout, self.stall_timeout)
+            budget = open_budget(seconds, stop, self.stop, method, target, stall, urllib3=True)
+            opened = edge(budget)
+            timeout = joined(budget)
+        with opened:
             if budget is not None:
                 check_budget(budget)
             return super().urlopen(
@@ -237,29 +251,6 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                 redirect,
                 assert_same_host,
                 timeout,
-                pool_timeout,
-                release_conn,
-                chunked,
-                body_pos,
-                preload_content,
-                decode_content,
-                **response_kw,
-            )
-        seconds = seconds_for(None if timeout is _DEFAULT_TIMEOUT else timeout, self.total_timeout)
-        target = url if not url.startswith("/") else f"{self.scheme}://{self.host}:{self.port}{url}"
-        stall = _stall(stall_timeout, self.stall_timeout)
-        budget = open_budget(seconds, stop, self.stop, method, target, stall, urllib3=True)
-        with edge(budget):
-            check_budget(budget)
-            return super().urlopen(
-                method,
-                url,
-                body,
-                headers,
-                bounded,
-                redirect,
-                assert_same_host,
-                joined(budget),
                 pool_timeout,
                 release_conn,
                 chunked,
