@@ -105,10 +105,6 @@ class Upstream:
         )
         self.thread.start()
 
-    def close(self) -> None:
-        self.server.shutdown()  # returns within serve_forever's 0.05 s poll
-        self.server.server_close()
-
 
 class Service:
     def __init__(self, config: Config, stop: StopEvent, upstream: str) -> None:
@@ -253,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             stop.set(reason="lifetime over")
         stopped_at = signals.received_at or time.monotonic()
         still_running = service.join(timeout=10)
-    if own_upstream is not None:
-        own_upstream.close()
+    # The stand-in upstream is not part of the service: it ends with the process (a
+    # daemon thread), rather than hold up the exit by its serve_forever poll.
     stats = service.stats
     print(f"stopped ({stop.reason}); each thread noticed the stop after:")
     latencies = {

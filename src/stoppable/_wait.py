@@ -124,7 +124,7 @@ class _Waiter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._lock.acquire()
+        self.rearm()  # held until a notify() or a stop releases it
 
     def release(self) -> None:
         # Called by Condition.notify() (which then counts this waiter as woken) or by
