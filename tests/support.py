@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stoppable import StopEvent, Stopped
+
 # A wait that must end by a stop, not by its timeout, gets LONG; a bound that a stop
 # or deadline must be noticed within is WAKE_BOUND (huge against the microseconds it
 # takes, small against LONG); a wait meant to time out gets SHORT.
@@ -87,6 +89,26 @@ def start_call(fn: Callable[[], Any], name: str = "caller") -> tuple[threading.T
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread, outcome
+
+
+def stop_while_blocked(block: Callable[[StopEvent], object], reason: str = "shutdown") -> Outcome:
+    """Run ``block(stop)`` in a thread, set the stop once it is blocked, check the ending.
+
+    The call must end by ``Stopped`` with ``reason`` well within ``WAKE_BOUND`` of the
+    ``set()``, and leave no callback on the stop.
+    """
+    stop = StopEvent()
+    thread, outcome = start_call(lambda: block(stop))
+    wait_until_blocked(thread)
+    set_at = time.perf_counter()
+    stop.set(reason)
+    assert outcome.done.wait(WAKE_BOUND), "the stop did not end the call"
+    assert isinstance(outcome.error, Stopped), outcome.error
+    assert outcome.error.reason == reason
+    assert outcome.ended_at is not None
+    assert outcome.ended_at - set_at < WAKE_BOUND
+    assert stop._callback_count() == 0
+    return outcome
 
 
 def open_fds() -> int:

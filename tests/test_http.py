@@ -39,7 +39,16 @@ from .net_servers import (
     static_resolver,
     tls,
 )
-from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until, wait_until_blocked
+from .support import (
+    LONG,
+    SHORT,
+    WAKE_BOUND,
+    open_fds,
+    start_call,
+    stop_while_blocked,
+    wait_until,
+    wait_until_blocked,
+)
 
 OVERSHOOT = 1.0  # how far past its deadline a call may end on a loaded 2-core machine
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -418,17 +427,7 @@ def test_each_phase_ends_by_its_deadline(name: str) -> None:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_each_phase_ends_at_once_by_a_stop(name: str) -> None:
     with SCENARIOS[name].make() as call:
-        stop = StopEvent()
-        thread, outcome = start_call(lambda: call(stop, LONG))
-        wait_until_blocked(thread)
-        set_at = time.perf_counter()
-        stop.set("shutdown")
-        assert outcome.done.wait(WAKE_BOUND), "the stop did not end the request"
-        assert isinstance(outcome.error, Stopped), outcome.error
-        assert outcome.error.reason == "shutdown"
-        assert outcome.ended_at is not None
-        assert outcome.ended_at - set_at < WAKE_BOUND
-        assert stop._callback_count() == 0
+        stop_while_blocked(lambda stop: call(stop, LONG))
 
 
 def test_the_connect_phase_is_classified_by_requests_as_connect_timeout() -> None:

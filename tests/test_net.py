@@ -43,7 +43,16 @@ from .net_servers import (
     static_resolver,
     tls,
 )
-from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until, wait_until_blocked
+from .support import (
+    LONG,
+    SHORT,
+    WAKE_BOUND,
+    open_fds,
+    start_call,
+    stop_while_blocked,
+    wait_until,
+    wait_until_blocked,
+)
 
 HOSTS = [
     "127.0.0.1",
@@ -292,17 +301,7 @@ SCENARIOS: dict[str, Callable[[], contextlib.AbstractContextManager[Block]]] = {
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_a_stop_wakes_the_blocked_call_at_once(name: str) -> None:
     with SCENARIOS[name]() as block:
-        stop = StopEvent()
-        thread, outcome = start_call(lambda: block(stop, LONG))
-        wait_until_blocked(thread)
-        set_at = time.perf_counter()
-        stop.set("shutdown")
-        assert outcome.done.wait(WAKE_BOUND), "the stop did not wake the call"
-        assert isinstance(outcome.error, Stopped), outcome.error
-        assert outcome.error.reason == "shutdown"
-        assert outcome.ended_at is not None
-        assert outcome.ended_at - set_at < WAKE_BOUND
-        assert stop._callback_count() == 0
+        stop_while_blocked(lambda stop: block(stop, LONG))
 
 
 @pytest.mark.parametrize(
