@@ -223,6 +223,14 @@ def silent(conn: socket.socket, server: LoopbackServer) -> None:
     server.quit.wait(LONG)
 
 
+def _read_to_eof(conn: socket.socket) -> int:
+    """Read until the peer closes; how many bytes came."""
+    total = 0
+    while data := conn.recv(65536):
+        total += len(data)
+    return total
+
+
 def drain_when(go: threading.Event) -> Handler:
     """Read nothing until ``go`` is set, then read to EOF and report the byte count.
 
@@ -233,13 +241,7 @@ def drain_when(go: threading.Event) -> Handler:
     def handler(conn: socket.socket, server: LoopbackServer) -> None:
         if not server.wait_either(go):
             return
-        total = 0
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            total += len(data)
-        server.report(total)
+        server.report(_read_to_eof(conn))
 
     return handler
 
@@ -266,13 +268,7 @@ def half_close(payload: bytes) -> Handler:
     def handler(conn: socket.socket, server: LoopbackServer) -> None:
         conn.sendall(payload)
         conn.shutdown(socket.SHUT_WR)
-        total = 0
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            total += len(data)
-        server.report(total)
+        server.report(_read_to_eof(conn))
 
     return handler
 

@@ -7,6 +7,7 @@ Bounds are generous for a loaded 2-core machine: tests assert that a stop is not
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import threading
@@ -16,6 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stoppable import StopEvent, Stopped
+
+# Every way a timeout can be wrong, and the error each must raise (naming "timeout").
+BAD_TIMEOUTS: list[tuple[object, type[Exception]]] = [
+    (None, TypeError),
+    (True, TypeError),
+    (False, TypeError),
+    ("1", TypeError),
+    (b"1", TypeError),
+    ([1], TypeError),
+    (-1, ValueError),
+    (-0.001, ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (-math.inf, ValueError),
+]
 
 # A wait that must end by a stop, not by its timeout, gets LONG; a bound that a stop
 # or deadline must be noticed within is WAKE_BOUND (huge against the microseconds it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import pickle
 import queue
 import select
@@ -21,7 +20,7 @@ import pytest
 import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, checkpoint, queues, scope, sync
 
-from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until_blocked
+from .support import BAD_TIMEOUTS, LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until_blocked
 
 # --- StopEvent ------------------------------------------------------------------
 
@@ -202,20 +201,6 @@ def test_stopped_pickles_with_its_reason() -> None:
 
 
 # --- argument validation --------------------------------------------------------
-
-BAD_TIMEOUTS: list[tuple[object, type[Exception]]] = [
-    (None, TypeError),
-    (True, TypeError),
-    (False, TypeError),
-    ("1", TypeError),
-    (b"1", TypeError),
-    ([1], TypeError),
-    (-1, ValueError),
-    (-0.001, ValueError),
-    (math.nan, ValueError),
-    (math.inf, ValueError),
-    (-math.inf, ValueError),
-]
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import multiprocessing
 import multiprocessing.pool
 import pickle
@@ -23,7 +22,15 @@ import pytest
 
 from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, queues, scope, sync
 
-from .support import LONG, SHORT, WAKE_BOUND, start_call, wait_until, wait_until_blocked
+from .support import (
+    BAD_TIMEOUTS,
+    LONG,
+    SHORT,
+    WAKE_BOUND,
+    start_call,
+    wait_until,
+    wait_until_blocked,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -170,17 +177,7 @@ def test_a_plain_event_stop_is_polled(function: str, fast_polling: None) -> None
     assert installed(future) == 0
 
 
-@pytest.mark.parametrize(
-    ("timeout", "error"),
-    [
-        (None, TypeError),
-        (-1, ValueError),
-        (math.nan, ValueError),
-        (math.inf, ValueError),
-        (True, TypeError),
-        ("1", TypeError),
-    ],
-)
+@pytest.mark.parametrize(("timeout", "error"), BAD_TIMEOUTS)
 def test_bad_timeouts_are_refused_before_anything_is_installed(
     timeout: object, error: type[Exception]
 ) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import gc
 import http.client
-import math
 import os
 import pickle
 import queue
@@ -44,6 +43,7 @@ from .net_servers import (
     tls,
 )
 from .support import (
+    BAD_TIMEOUTS,
     LONG,
     SHORT,
     WAKE_BOUND,
@@ -358,15 +358,6 @@ def test_scopes_stop_and_deadline_apply_to_net_calls() -> None:
 
 
 # --- validation -------------------------------------------------------------------
-
-BAD_TIMEOUTS = [
-    (None, TypeError),
-    (-1, ValueError),
-    (math.nan, ValueError),
-    (math.inf, ValueError),
-    (True, TypeError),
-    ("1", TypeError),
-]
 
 
 def _calls(sock: socket.socket) -> dict[str, Callable[[Any], object]]:
