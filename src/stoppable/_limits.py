@@ -78,7 +78,7 @@ def validate_timeout(timeout: object, name: str = "timeout") -> float:
     """
     kind = type(timeout)
     if kind is float or kind is int:
-        value = float(timeout)  # type: ignore[arg-type]
+        value = _as_float(timeout, name)
     elif timeout is None:
         raise TypeError(
             f"{name} is required: a finite number of seconds, got None "
@@ -87,12 +87,21 @@ def validate_timeout(timeout: object, name: str = "timeout") -> float:
     elif isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"{name} must be a number of seconds, got {kind.__name__} {timeout!r}")
     else:
-        value = float(timeout)
+        value = _as_float(timeout, name)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {timeout!r}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {timeout!r}")
     return value
+
+
+def _as_float(timeout: object, name: str) -> float:
+    try:
+        return float(timeout)  # type: ignore[arg-type]
+    except OverflowError:  # 10**400: a finite number, but not a float
+        raise ValueError(
+            f"{name} is too large to be a number of seconds: {timeout!r:.40}"
+        ) from None
 
 
 def validate_stop(stop: object, name: str = "stop") -> StopLike:
@@ -240,6 +249,9 @@ class Limits:
 
 
 _INF = math.inf
+# Timeouts below this take begin()'s fast path; larger ones (10**400, which no float
+# can hold) are checked by validate_timeout. Any finite float is a valid timeout.
+_FAST_MAX = 1e300
 
 
 def begin(timeout: object, stop: object) -> float:
@@ -257,7 +269,7 @@ def begin(timeout: object, stop: object) -> float:
     """
     kind = timeout.__class__
     # NaN fails the comparison and takes the slow path, which refuses it.
-    if not ((kind is float or kind is int) and 0 <= timeout < _INF):  # type: ignore[operator]
+    if not ((kind is float or kind is int) and 0 <= timeout < _FAST_MAX):  # type: ignore[operator]
         timeout = validate_timeout(timeout)
     if stop is not None:
         if stop.__class__ is StopEvent:

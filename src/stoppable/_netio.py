@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from . import _limits
 from ._errors import DeadlineExceeded
 from ._limits import Limits
-from ._wait import NOT_YET, WAKE_BY_FD, NotYet, wait_loop
+from ._wait import NOT_YET, WAKE_BY_FD, NotYet, StopFds, wait_loop
 
 __all__ = [
     "DONTWAIT",
@@ -87,18 +87,33 @@ class Waiter:
     """A ``poll`` on one socket for ``want`` plus the call's stop wake-up descriptors.
 
     ``want == 0`` waits for the stops only, for at most one poll interval (for
-    ``RetryLater``).
+    ``RetryLater``). The stops' descriptors are in the ``poll`` only while
+    ``wait_ready`` waits (``hold``/``release``): a waiter kept between waits, as an
+    HTTP body read keeps one, holds no descriptor of its stops meanwhile.
     """
 
-    __slots__ = ("_fd", "_poll", "_registered", "want")
+    __slots__ = ("_fd", "_held", "_poll", "_registered", "want")
 
     def __init__(self, call: Limits, fd: int, want: int) -> None:
         self._poll = poll = select.poll()
         poll.register(fd, want)
-        for event in call.stop_events():
-            poll.register(event.fileno(), POLLIN)
+        self._held = StopFds(call)
         self._fd = fd
         self._registered = self.want = want
+
+    def hold(self) -> None:
+        """Take the stops' wake-up descriptors and poll them too, until ``release()``."""
+        for stop_fd in self._held.__enter__():
+            self._poll.register(stop_fd, POLLIN)
+
+    def release(self) -> None:
+        """Give the stops' descriptors back (each closes unless in use elsewhere)."""
+        try:
+            for stop_fd in self._held.fds:
+                with contextlib.suppress(KeyError):  # the same stop twice
+                    self._poll.unregister(stop_fd)
+        finally:
+            self._held.__exit__(None, None, None)
 
     def wait(self, seconds: float) -> bool:
         """Block at most ``seconds`` for the socket (or a stop); whether the socket is ready."""
@@ -150,7 +165,11 @@ def wait_ready(
             waiter.want = POLLOUT
         return NOT_YET
 
-    return wait_loop(call, attempt, wake=WAKE_BY_FD, error=error)
+    waiter.hold()
+    try:
+        return wait_loop(call, attempt, wake=WAKE_BY_FD, error=error)
+    finally:
+        waiter.release()
 
 
 def run(

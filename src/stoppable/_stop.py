@@ -7,6 +7,12 @@ A ``StopEvent`` wakes three kinds of waiter, each without polling:
   a callback the waiting loop registers for the length of its wait;
 - threads blocked in ``select``/``poll`` (sockets, pipes, pidfds), through a wake-up
   file descriptor that becomes readable when the event is set and stays readable.
+
+The wake-up descriptor exists only while something uses it: each ``poll`` wait holds
+it (``_hold_fd``/``_release_fd``) for its length, and the last to let go closes it; a
+caller of the public ``fileno()`` holds it until ``close()`` (or until the event is
+freed). So the descriptors the library holds are bounded by the waits in progress,
+not by the events alive or awaiting the garbage collector.
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ __all__ = ["CallbackHandle", "StopEvent"]
 _log = logging.getLogger("stoppable")
 
 
+# Whether wake-ups are eventfds; False uses the pipe that other POSIX systems need
+# (tests set it to cover that path on Linux).
+use_eventfd: bool = hasattr(os, "eventfd")
+
+
 class _Wakeup:
     """A file descriptor that turns readable, for good, when fired.
 
@@ -34,22 +45,22 @@ class _Wakeup:
     __slots__ = ("_write_fd", "fileno")
 
     def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
+        if use_eventfd:
             self.fileno = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._write_fd = self.fileno
-        else:  # pragma: no cover - non-Linux POSIX
-            self.fileno, self._write_fd = os.pipe()
+        else:
+            self.fileno, self._write_fd = os.pipe()  # both close-on-exec (PEP 446)
             os.set_blocking(self._write_fd, False)
 
     def fire(self) -> None:
         if self._write_fd == self.fileno:
             os.eventfd_write(self._write_fd, 1)
-        else:  # pragma: no cover - non-Linux POSIX
-            os.write(self._write_fd, b"\0")
+        else:
+            os.write(self._write_fd, b"\0")  # one byte in an empty pipe: cannot block
 
     def close(self) -> None:
         os.close(self.fileno)
-        if self._write_fd != self.fileno:  # pragma: no cover - non-Linux POSIX
+        if self._write_fd != self.fileno:
             os.close(self._write_fd)
 
 
@@ -99,6 +110,8 @@ class StopEvent:
         "_callbacks",
         "_children",
         "_cond",
+        "_fd_users",
+        "_finalizer",
         "_flag",
         "_lock",
         "_next_key",
@@ -118,6 +131,9 @@ class StopEvent:
         self._next_key = 0
         self._children: weakref.WeakSet[StopEvent] | None = None
         self._wakeup: _Wakeup | None = None
+        # Waits holding the wake-up descriptor, plus one while fileno() pins it.
+        self._fd_users = 0
+        self._finalizer: weakref.finalize[[], None] | None = None  # set while pinned
 
     def __repr__(self) -> str:
         state = f"set, reason={self._reason!r}" if self._flag else "unset"
@@ -142,9 +158,35 @@ class StopEvent:
         Thread-safe, but not safe inside a signal handler (it takes locks that the
         interrupted code may hold): ``stoppable.process.stop_on_signals`` is.
         """
+        # Iterative, not recursive: a chain of 20,000 children is set to its end.
+        # Depth first, each event's callbacks before its children, as the
+        # recursive order was.
+        pending: list[StopEvent] = [self]
+        interrupted: BaseException | None = None
+        while pending:
+            event = pending.pop()
+            callbacks, children = event._mark_set(reason)
+            # Outside the lock: callbacks take other locks (a queue's mutex), and a
+            # callback may add callbacks or set other events.
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    _log.exception("StopEvent callback %r raised", callback)
+                except BaseException as exc:  # KeyboardInterrupt: finish waking first
+                    interrupted = interrupted or exc
+            pending.extend(reversed(children))
+        if interrupted is not None:
+            raise interrupted
+
+    def _mark_set(self, reason: object) -> tuple[list[Callable[[], object]], list[StopEvent]]:
+        """Set the flag and wake the fd and ``wait()`` waiters; what is left to run.
+
+        Returns the callbacks and the children, or nothing if already set.
+        """
         with self._lock:
             if self._flag:
-                return
+                return [], []
             self._flag = True
             self._reason = reason
             callbacks = list(self._callbacks.values())
@@ -155,20 +197,7 @@ class StopEvent:
                 self._wakeup.fire()
             if self._cond is not None:
                 self._cond.notify_all()
-        # Outside the lock: callbacks take other locks (a queue's mutex), and a
-        # callback may add callbacks or set other events.
-        interrupted: BaseException | None = None
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                _log.exception("StopEvent callback %r raised", callback)
-            except BaseException as exc:  # KeyboardInterrupt: finish waking first
-                interrupted = interrupted or exc
-        for child in children:
-            child.set(reason)
-        if interrupted is not None:
-            raise interrupted
+        return callbacks, children
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set or until ``timeout`` seconds pass; return ``is_set()``.
@@ -215,19 +244,60 @@ class StopEvent:
         """A file descriptor that becomes readable when the event is set, for good.
 
         For ``select``/``poll`` beside other descriptors; it is never to be read or
-        closed by the caller. Made on first use and closed when the event is freed.
+        closed by the caller. Made on first use; it stays open until ``close()`` is
+        called (or the event is freed), so a caller that is done with it should call
+        ``close()`` rather than wait for the garbage collector.
         """
+        with self._lock:
+            wakeup = self._wakeup
+            if self._finalizer is None:
+                wakeup = self._open_fd()
+                self._fd_users += 1
+                self._finalizer = weakref.finalize(self, wakeup.close)
+            assert wakeup is not None
+            return wakeup.fileno
+
+    def close(self) -> None:
+        """Give back the descriptor ``fileno()`` made; the event works on as before.
+
+        The descriptor closes at once unless a wait in progress uses it, in which
+        case it closes when the last such wait ends. A later ``fileno()`` makes a new
+        one. Harmless when there is none.
+        """
+        with self._lock:
+            finalizer, self._finalizer = self._finalizer, None
+            if finalizer is None:
+                return
+            finalizer.detach()
+            self._drop_fd()
+
+    def _open_fd(self) -> _Wakeup:
+        # Called with the lock held.
         wakeup = self._wakeup
         if wakeup is None:
-            with self._lock:
-                wakeup = self._wakeup
-                if wakeup is None:
-                    wakeup = _Wakeup()
-                    if self._flag:
-                        wakeup.fire()
-                    weakref.finalize(self, wakeup.close)
-                    self._wakeup = wakeup
-        return wakeup.fileno
+            wakeup = self._wakeup = _Wakeup()
+            if self._flag:
+                wakeup.fire()
+        return wakeup
+
+    def _drop_fd(self) -> None:
+        # Called with the lock held: one user fewer; the last one closes it.
+        self._fd_users -= 1
+        if self._fd_users == 0 and self._wakeup is not None:
+            wakeup, self._wakeup = self._wakeup, None
+            wakeup.close()
+
+    def _hold_fd(self) -> int:
+        """The wake-up descriptor, held open for a wait until ``_release_fd()``."""
+        with self._lock:
+            wakeup = self._open_fd()
+            self._fd_users += 1
+            return wakeup.fileno
+
+    def _release_fd(self) -> None:
+        """End one ``_hold_fd()``; the descriptor closes when nothing holds it."""
+        with self._lock:
+            self._drop_fd()
 
     # The waiting loop's registration: unlike add_callback, never runs the callback
     # inline, because the caller holds the lock that the callback takes.

@@ -12,31 +12,45 @@ Families differ only in how a ``StopEvent`` interrupts their blocking step:
   notifies that condition) is registered on each ``StopEvent`` for the length of the
   wait and removed when it ends.
 - ``wake=WAKE_BY_FD``: the blocking step is a ``poll`` that includes each
-  ``StopEvent``'s wake-up descriptor (see ``fd_waiter``).
+  ``StopEvent``'s wake-up descriptor, held for the length of the wait (see
+  ``StopFds``).
 - ``wake=None``: nothing can interrupt the blocking step (``Lock.acquire``,
   ``Thread.join``), so it runs in slices of the poll interval.
 
 A plain ``threading.Event`` as a stop cannot wake anything, so any wait that has one
 also runs in slices.
+
+Whatever the timeout, one blocking step lasts at most ``MAX_BLOCK`` seconds (a
+day): every primitive below accepts that much (``Lock.acquire`` up to
+``threading.TIMEOUT_MAX``, ``poll`` up to 2**31 - 1 ms, about 24.8 days), and the loop
+goes on while time is left, so ``timeout=1e300`` is a long wait, not an
+``OverflowError``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import math
-import select
 import threading
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Final, TypeVar
 
-from . import _limits
+from . import _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits
 from ._stop import StopEvent
 
-__all__ = ["NOT_YET", "WAKE_BY_FD", "NotYet", "fd_waiter", "wait_condition", "wait_loop"]
+__all__ = [
+    "MAX_BLOCK",
+    "NOT_YET",
+    "WAKE_BY_FD",
+    "NotYet",
+    "StopFds",
+    "wait_condition",
+    "wait_loop",
+]
 
 T = TypeVar("T")
 
@@ -57,6 +71,9 @@ class _WakeByFd(enum.Enum):
 WAKE_BY_FD: Final = _WakeByFd.WAKE_BY_FD
 
 _monotonic = time.monotonic
+
+# The longest single blocking step, in seconds: below every primitive's maximum.
+MAX_BLOCK: Final = 86_400.0
 
 
 def wait_loop(
@@ -85,7 +102,7 @@ def wait_loop(
                 if result is not NOT_YET:
                     return result
                 raise call.deadline_error(error)
-            result = attempt(min(remaining, interval) if sliced else remaining)
+            result = attempt(min(remaining, interval if sliced else MAX_BLOCK))
             if result is not NOT_YET:
                 return result
     finally:
@@ -158,27 +175,36 @@ def wait_condition(
     while ``ready()`` is true, it may have absorbed the ``notify()`` meant for the
     waiter that should take the item, so it passes one on: no wake-up is lost.
     """
-    if not cond._is_owned():  # type: ignore[attr-defined]
+    if not _compat.CONDITION_PROTOCOL:
+        _wait_condition_polled(call, cond, ready, error)
+        return
+    if not _compat.condition_is_owned(cond):
         raise RuntimeError("cannot wait on un-acquired lock")
     waiter = _Waiter()
-    waiters = cond._waiters  # type: ignore[attr-defined]
+    waiters = _compat.condition_waiters(cond)
 
     def attempt(seconds: float) -> bool | NotYet:
         if ready():
             return True
         if seconds > 0:
             waiter.rearm()
-            waiters.append(waiter)
-            # Armed first, then the stop checked: a stop set in between released
-            # the armed lock, so the block below returns at once.
-            if not any(stop.is_set() for stop in call.stops):
-                saved = cond._release_save()  # type: ignore[attr-defined]
-                try:
-                    waiter.block(seconds)
-                finally:
-                    cond._acquire_restore(saved)  # type: ignore[attr-defined]
-            with contextlib.suppress(ValueError):  # notify() removed it already
-                waiters.remove(waiter)
+            # Whatever ends this step (a notify, a stop, the time, or an exception
+            # raised by a signal handler inside the block or the lock's retaking),
+            # the waiter leaves the queue: a waiter left behind would absorb the
+            # next notify() meant for a live one, which would then never wake.
+            try:
+                waiters.append(waiter)
+                # Armed first, then the stop checked: a stop set in between released
+                # the armed lock, so the block below returns at once.
+                if not any(stop.is_set() for stop in call.stops):
+                    saved = _compat.condition_release_save(cond)
+                    try:
+                        waiter.block(seconds)
+                    finally:
+                        _compat.condition_acquire_restore(cond, saved)
+            finally:
+                with contextlib.suppress(ValueError):  # notify() removed it already
+                    waiters.remove(waiter)
             if ready():
                 return True
         return NOT_YET
@@ -191,21 +217,69 @@ def wait_condition(
         raise
 
 
-def fd_waiter(call: Limits, fd: int, mask: int) -> Callable[[float], bool]:
-    """A blocking step for ``wait_loop(..., wake=WAKE_BY_FD)`` on descriptor ``fd``.
+def _wait_condition_polled(
+    call: Limits,
+    cond: threading.Condition,
+    ready: Callable[[], object],
+    error: Callable[..., DeadlineExceeded],
+) -> None:
+    """``wait_condition`` through the public ``Condition.wait``, in polled slices.
 
-    The returned function polls ``fd`` for ``mask`` (``select.POLLIN``/``POLLOUT``)
-    together with each ``StopEvent``'s wake-up descriptor, for at most ``seconds``,
-    and says whether ``fd`` itself is ready. ``poll`` has no ``FD_SETSIZE`` limit.
+    The fallback where ``Condition``'s private protocol is not as relied on: correct,
+    but a stop is noticed within a poll interval instead of at once.
     """
-    poller = select.poll()
-    poller.register(fd, mask)
-    for event in call.stop_events():
-        poller.register(event.fileno(), select.POLLIN)
 
-    def block(seconds: float) -> bool:
-        # Rounded up: a remainder below 1 ms must still block, not spin.
-        events = poller.poll(math.ceil(seconds * 1000))
-        return any(ready_fd == fd for ready_fd, _ in events)
+    def attempt(seconds: float) -> bool | NotYet:
+        if ready():
+            return True
+        if seconds > 0:
+            cond.wait(seconds)
+            if ready():
+                return True
+        return NOT_YET
 
-    return block
+    try:
+        wait_loop(call, attempt, wake=None, error=error)
+    except BaseException:
+        if ready():
+            cond.notify()
+        raise
+
+
+class StopFds:
+    """Hold the wake-up descriptors of ``call``'s ``StopEvent``s for one wait.
+
+    ``with StopFds(call) as fds:`` gives the descriptors to ``poll`` beside the
+    waited-on one; they stay open until the block ends, then each closes unless
+    another wait (or a caller of ``fileno()``) still holds it. Can be entered again
+    once exited (a waiter kept between waits).
+    """
+
+    __slots__ = ("_events", "fds")
+
+    def __init__(self, call: Limits) -> None:
+        self._events = call.stop_events()
+        self.fds: list[int] = []
+
+    def __enter__(self) -> list[int]:
+        fds = self.fds
+        try:
+            for event in self._events:
+                fds.append(event._hold_fd())
+        except BaseException:  # EMFILE, or Ctrl-C: give back what was taken
+            self._release()
+            raise
+        return fds
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        held, self.fds = len(self.fds), []
+        for event in self._events[:held]:
+            event._release_fd()

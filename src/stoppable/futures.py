@@ -70,17 +70,17 @@ from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
     FINISHED,
-    RUNNING,
     DoneAndNotDoneFutures,
 )
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from . import _compat
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, begin, scope, validate_timeout
 from ._stop import StopEvent
-from ._wait import wait_condition
+from ._wait import MAX_BLOCK, NOT_YET, NotYet, wait_condition, wait_loop
 
 __all__ = [
     "ALL_COMPLETED",
@@ -106,6 +106,15 @@ P = ParamSpec("P")
 _log = logging.getLogger("stoppable")
 
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
+# The private state and condition of a Future, where they are as relied on (see
+# _compat); the public API, polled, where they are not.
+_INTERNALS = _compat.FUTURE_INTERNALS
+
+
+def _is_done(future: Future[Any]) -> bool:
+    if _INTERNALS:
+        return future._state in _DONE
+    return future.done()  # pragma: no cover - forced by the tests
 _RETURN_WHEN = (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION)
 
 
@@ -161,7 +170,7 @@ def _deadline_for(futures: AbstractSet[Future[Any]]) -> Callable[..., FutureDead
     """A ``FutureDeadline`` factory for ``wait_loop``: fills in done/not_done."""
 
     def make(message: str, *, timeout: float | None = None) -> FutureDeadline:
-        done = {f for f in futures if f._state in _DONE}
+        done = {f for f in futures if _is_done(f)}
         not_done = set(futures) - done
         if len(futures) > 1:
             message = f"{message} ({len(not_done)} of {len(futures)} futures unfinished)"
@@ -192,7 +201,7 @@ def result(
     """
     if isinstance(future, Future):
         seconds = begin(timeout, stop)
-        if future._state not in _DONE:
+        if not _is_done(future):
             _wait_done(Limits(seconds, stop, "future result"), future)
         return future.result(0)
     if isinstance(future, multiprocessing.pool.ApplyResult):
@@ -217,7 +226,7 @@ def exception(
     if not isinstance(future, Future):
         raise TypeError(f"future must be a concurrent.futures.Future, got {type(future).__name__}")
     seconds = begin(timeout, stop)
-    if future._state not in _DONE:
+    if not _is_done(future):
         _wait_done(Limits(seconds, stop, "future exception"), future)
     return future.exception(0)
 
@@ -225,6 +234,14 @@ def exception(
 def _wait_done(call: Limits, future: Future[Any]) -> None:
     # The future's own condition: set_result, set_exception and cancel notify it, and
     # the wait loop registers a notify on each StopEvent of the call.
+    if not _INTERNALS:  # pragma: no cover - forced by the tests
+
+        def attempt(seconds: float) -> bool | NotYet:
+            concurrent.futures.wait([future], timeout=seconds)
+            return True if future.done() else NOT_YET
+
+        wait_loop(call, attempt, wake=None, error=_deadline_for({future}))
+        return
     cond = future._condition
     with cond:
         if future._state not in _DONE:
@@ -236,10 +253,18 @@ def _wait_done(call: Limits, future: Future[Any]) -> None:
 def _wait_pool(call: Limits, async_result: multiprocessing.pool.ApplyResult[Any]) -> None:
     # An AsyncResult is done when its threading.Event is set; wait on that event's
     # condition, which a StopEvent notifies (as stoppable.sync.wait does).
-    event: threading.Event = async_result._event  # type: ignore[attr-defined]
+    if not _compat.POOL_RESULT_EVENT:  # pragma: no cover - forced by the tests
+
+        def attempt(seconds: float) -> bool | NotYet:
+            async_result.wait(seconds)
+            return True if async_result.ready() else NOT_YET
+
+        wait_loop(call, attempt, wake=None, error=PoolDeadline)
+        return
+    event = _compat.pool_result_event(async_result)
     if event.is_set():
         return
-    cond: threading.Condition = event._cond  # type: ignore[attr-defined]
+    cond = _compat.event_cond(event)
     with cond:
         if not event.is_set():
             wait_condition(call, cond, event.is_set, error=PoolDeadline)
@@ -274,7 +299,7 @@ class _Watch:
         # Runs in the thread that completed (or cancelled) the future, outside the
         # future's lock; or in watch(), for a future already done.
         failed = (
-            self._track_failures and future._state == FINISHED and future.exception(0) is not None
+            self._track_failures and not future.cancelled() and future.exception(0) is not None
         )
         with self.cond:
             self.finished.append(future)
@@ -285,6 +310,12 @@ class _Watch:
     def watch(self, futures: Iterable[Future[Any]]) -> None:
         """Put the callback on each future (call it without holding ``cond``)."""
         callback, installed = self._callback, self._installed
+        if not _INTERNALS:  # pragma: no cover - forced by the tests
+            # The public way, which cannot remove the callback: it stays on the future
+            # until it completes, and then only appends to a watch nobody reads.
+            for future in futures:
+                future.add_done_callback(callback)
+            return
         for future in futures:
             cond = future._condition
             cond.acquire()  # as add_done_callback does; C-level, unlike ``with``
@@ -329,13 +360,13 @@ def _future_set(fs: Iterable[Future[T]]) -> set[Future[T]]:
 
 
 def _already(futures: set[Future[Any]], return_when: str) -> bool:
-    done = [f for f in futures if f._state in _DONE]
+    done = [f for f in futures if _is_done(f)]
     if len(done) == len(futures):
         return True
     if return_when == FIRST_COMPLETED:
         return bool(done)
     if return_when == FIRST_EXCEPTION:
-        return any(f._state == FINISHED and f.exception(0) is not None for f in done)
+        return any(not f.cancelled() and f.exception(0) is not None for f in done)
     return False
 
 
@@ -380,7 +411,7 @@ def wait(
                 wait_condition(call, watch.cond, ready, error=_deadline_for(futures))
         finally:
             watch.close()
-    done = {f for f in futures if f._state in _DONE}
+    done = {f for f in futures if _is_done(f)}
     return DoneAndNotDoneFutures(done, futures - done)
 
 
@@ -568,11 +599,11 @@ class _Tasks:
         them): each checks the executor's stop when it starts (``_run_task``).
         """
         for future, task in self._by_future.copy().items():
-            if future._state == RUNNING:
+            if future.running():
                 task.stop.set(reason)
 
     def unfinished(self) -> list[tuple[Future[Any], _Task]]:
-        return [(f, task) for f, task in self._by_future.copy().items() if f._state not in _DONE]
+        return [(f, task) for f, task in self._by_future.copy().items() if not _is_done(f)]
 
 
 def _describe(fn: Callable[..., Any]) -> str:
@@ -705,8 +736,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             return
         for thread in threads:
             # Thread.join is woken by the thread's end; only the shutdown's own
-            # deadline bounds it.
-            thread.join(max(0.0, deadline - time.monotonic()))
+            # deadline bounds it (a day at a time: join takes no more).
+            while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+                thread.join(min(left, MAX_BLOCK))
         alive = sum(thread.is_alive() for thread in threads)
         if alive:
             raise self._shutdown_error(seconds or 0.0, alive)

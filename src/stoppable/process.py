@@ -66,11 +66,11 @@ from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import IO, Any, Final, Generic, TypeVar, Union, overload
 
-from . import _limits
+from . import _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, begin, limits, validate_stop, validate_timeout
 from ._stop import StopEvent
-from ._wait import NOT_YET, WAKE_BY_FD, NotYet, wait_loop
+from ._wait import MAX_BLOCK, NOT_YET, WAKE_BY_FD, NotYet, StopFds, wait_loop
 
 __all__ = [
     "KILL_AFTER",
@@ -190,8 +190,9 @@ class ProcessStopped(Stopped):
 
 
 def _ms(seconds: float) -> int:
-    # Rounded up: a remainder below 1 ms must still block, not spin.
-    return math.ceil(seconds * 1000) if seconds > 0 else 0
+    # Rounded up: a remainder below 1 ms must still block, not spin. At most a day:
+    # poll() takes an int of milliseconds, and the callers loop while time is left.
+    return math.ceil(min(seconds, MAX_BLOCK) * 1000) if seconds > 0 else 0
 
 
 def _open_pidfd(popen: subprocess.Popen[Any]) -> int | None:
@@ -202,7 +203,7 @@ def _open_pidfd(popen: subprocess.Popen[Any]) -> int | None:
     """
     if not _use_pidfd or popen.returncode is not None:
         return None
-    lock: Any = getattr(popen, "_waitpid_lock", None)
+    lock = _compat.popen_waitpid_lock(popen)
     locked = lock is not None and lock.acquire(False)
     try:
         if popen.returncode is not None:
@@ -256,7 +257,7 @@ class _Child:
                 if code is None:
                     # It has exited, but another thread holds the Popen's waitpid lock
                     # (it is reaping the child): wait for that lock, not in a spin.
-                    lock: Any = getattr(popen, "_waitpid_lock", None)
+                    lock = _compat.popen_waitpid_lock(popen)
                     if lock is not None and lock.acquire(True, min(seconds, interval)):
                         lock.release()
                     else:
@@ -464,9 +465,25 @@ def _encode_input(popen: subprocess.Popen[Any], data: Any) -> bytes | None:
         if not isinstance(data, str):
             raise TypeError(f"input must be str in text mode, got {type(data).__name__}")
         return data.encode(popen.stdin.encoding, popen.stdin.errors or "strict")
+    return _bytes_input(data)
+
+
+def _bytes_input(data: object) -> bytes:
+    """Binary-mode input as bytes: only a bytes-like object, as ``subprocess`` takes.
+
+    ``bytes(5)`` would be five NUL bytes and ``bytes([65, 66])`` b"AB": neither is
+    what was meant, so anything without the buffer protocol is refused.
+    """
     if isinstance(data, str):
         raise TypeError("input must be bytes (str needs text=True), got str")
-    return bytes(data)
+    try:
+        with memoryview(data) as view:  # type: ignore[arg-type]
+            return view.tobytes()
+    except TypeError:
+        raise TypeError(
+            f"input must be a bytes-like object (bytes, bytearray, memoryview), "
+            f"got {type(data).__name__}"
+        ) from None
 
 
 def _describe(args: Args, pid: int | None = None) -> str:
@@ -490,10 +507,6 @@ def _deadline_error(cmd: Any) -> Callable[..., DeadlineExceeded]:
         return ProcessDeadline(message, timeout=timeout, cmd=cmd)
 
     return make
-
-
-def _stop_fds(call: Limits) -> list[int]:
-    return [event.fileno() for event in call.stop_events()]
 
 
 def _ended(
@@ -520,6 +533,11 @@ def _ended(
     return exc  # KeyboardInterrupt and the like: the child is ended all the same
 
 
+def _check_popen(popen: object) -> None:
+    if not isinstance(popen, subprocess.Popen):
+        raise TypeError(f"popen must be a subprocess.Popen, got {type(popen).__name__}")
+
+
 def _validate_common(timeout: object, stop: object, kill_after: object) -> float:
     """Refuse bad arguments before anything happens to the child; returns kill_after."""
     validate_timeout(timeout)
@@ -540,10 +558,10 @@ def _communicate(
         child = _Child(popen)
         call = make_call()  # raises Stopped if the stop is already set
         pipes = _Pipes(popen, data)
-        stop_fds = _stop_fds(call)
         error = _deadline_error(popen.args)
-        wait_loop(call, pipes.step(stop_fds), wake=WAKE_BY_FD, error=error)
-        wait_loop(call, child.exit_step(stop_fds), wake=WAKE_BY_FD, error=error)
+        with StopFds(call) as stop_fds:
+            wait_loop(call, pipes.step(stop_fds), wake=WAKE_BY_FD, error=error)
+            wait_loop(call, child.exit_step(stop_fds), wake=WAKE_BY_FD, error=error)
         return pipes.results()
     except BaseException as exc:
         if child is None:
@@ -582,6 +600,7 @@ def wait(
     ``Popen.wait``, a child writing more than a pipe holds to a pipe nobody reads
     blocks: use ``communicate`` for those.
     """
+    _check_popen(popen)
     grace = _validate_common(timeout, stop, kill_after)
     child: _Child | None = None
     try:
@@ -591,12 +610,13 @@ def wait(
             return code
         call = Limits(seconds, stop, f"wait for {_describe(popen.args, popen.pid)}")
         child = _Child(popen)
-        return wait_loop(
-            call,
-            child.exit_step(_stop_fds(call)),
-            wake=WAKE_BY_FD,
-            error=_deadline_error(popen.args),
-        )
+        with StopFds(call) as stop_fds:
+            return wait_loop(
+                call,
+                child.exit_step(stop_fds),
+                wake=WAKE_BY_FD,
+                error=_deadline_error(popen.args),
+            )
     except BaseException as exc:
         if child is None:
             child = _Child(popen)
@@ -633,6 +653,7 @@ def communicate(
     is nothing to retry: the child is gone. Input given without ``stdin=PIPE`` is a
     ``ValueError`` (``subprocess`` ignores it silently).
     """
+    _check_popen(popen)
     grace = _validate_common(timeout, stop, kill_after)
     data = _encode_input(popen, input)
     operation = f"communicate with {_describe(popen.args, popen.pid)}"
@@ -670,8 +691,8 @@ def run(
         text_mode = any(popen_kwargs.get(key) for key in _TEXT_MODE_KEYS)
         if text_mode and not isinstance(input, str):
             raise TypeError(f"input must be str in text mode, got {type(input).__name__}")
-        if not text_mode and isinstance(input, str):
-            raise TypeError("input must be bytes (str needs text=True), got str")
+        if not text_mode:
+            _bytes_input(input)  # refused here, before a child is started
     seconds = begin(timeout, stop)
     if input is not None:
         if popen_kwargs.get("stdin") is not None:
@@ -721,6 +742,7 @@ def terminate(popen: subprocess.Popen[Any], *, kill_after: float = KILL_AFTER) -
     ``SIGTERM``, up to ``kill_after`` seconds for it to exit, then ``SIGKILL``. Returns
     at once if the child has already exited. Leaves the pipes to the caller.
     """
+    _check_popen(popen)
     _terminate(popen, validate_timeout(kill_after, "kill_after"))
     code = popen.poll()
     if code is None:  # pragma: no cover - stuck in the kernel even after SIGKILL

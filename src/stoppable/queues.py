@@ -13,6 +13,11 @@ the queue if the worker is stopped before it has finished with it.
 A timeout is a ``QueueEmptyDeadline`` (get) or ``QueueFullDeadline`` (put): each is
 both a ``stoppable.DeadlineExceeded`` and the ``queue.Empty``/``queue.Full`` the
 standard library raises.
+
+A queue shut down (``Queue.shutdown()``, Python 3.13) behaves as in the standard
+library: ``get`` returns what is left, then raises ``queue.ShutDown`` (at once after
+``shutdown(immediate=True)``), ``put`` raises ``queue.ShutDown``; a waiting call is
+woken by the ``shutdown()``.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import multiprocessing.queues
 import queue
 from collections.abc import Callable
 from types import TracebackType
-from typing import Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar, Union
 
+from . import _compat
 from ._errors import QueueEmptyDeadline, QueueFullDeadline
 from ._limits import Limits, StopLike, begin
 from ._wait import NOT_YET, NotYet, wait_condition, wait_loop
@@ -37,7 +43,16 @@ AnyQueue = Union[queue.Queue[T], queue.SimpleQueue[T], "multiprocessing.queues.Q
 # Queues whose get/put with a timeout is atomic (an item moves whole or not at all)
 # but which have no condition a stop could notify: waited on in polled slices.
 _SLICED = (queue.SimpleQueue, multiprocessing.queues.Queue)
-_Queue = queue.Queue  # bound once: get and put are hot paths
+# queue.Queue waited on through its own hooks and conditions (see _compat), where
+# they are as relied on; otherwise through its public get/put, in polled slices.
+_Queue: type | tuple[()] = queue.Queue if _compat.QUEUE_INTERNALS else ()
+if not _compat.QUEUE_INTERNALS:  # pragma: no cover - forced by the tests
+    _SLICED = (queue.Queue, *_SLICED)
+_SLICED_PUT: tuple[type, ...] = (multiprocessing.queues.Queue,)
+if not _compat.QUEUE_INTERNALS:  # pragma: no cover - forced by the tests
+    _SLICED_PUT = (queue.Queue, *_SLICED_PUT)
+_SHUTDOWN = _compat.QUEUE_SHUTDOWN
+_ShutDown: type[BaseException] = getattr(queue, "ShutDown", Exception)
 
 
 def _unsupported(q: object) -> TypeError:
@@ -57,8 +72,11 @@ def get(q: AnyQueue[T], *, timeout: float, stop: StopLike | None = None) -> T:
     if isinstance(q, _Queue):
         with q.not_empty:
             if not q._qsize():
-                call = Limits(seconds, stop, "queue get")
-                wait_condition(call, q.not_empty, q._qsize, error=QueueEmptyDeadline)
+                if _SHUTDOWN:
+                    _wait_item_or_shutdown(q, seconds, stop)
+                else:
+                    call = Limits(seconds, stop, "queue get")
+                    wait_condition(call, q.not_empty, q._qsize, error=QueueEmptyDeadline)
             item = q._get()
             # notify() with nobody waiting only checks lock ownership, at a cost
             # comparable to the rest of the get; skipping it is what keeps an
@@ -86,14 +104,18 @@ def put(
     seconds = begin(timeout, stop)
     if isinstance(q, _Queue):
         with q.not_full:
+            if _SHUTDOWN and q.is_shutdown:  # type: ignore[attr-defined]
+                raise _ShutDown
             if 0 < q.maxsize <= q._qsize():
                 room = q  # narrowed, for the closure
                 wait_condition(
                     Limits(seconds, stop, "queue put"),
                     q.not_full,
-                    lambda: not 0 < room.maxsize <= room._qsize(),
+                    lambda: not 0 < room.maxsize <= room._qsize() or _compat.queue_is_shutdown(room),
                     error=QueueFullDeadline,
                 )
+                if _SHUTDOWN and q.is_shutdown:  # type: ignore[attr-defined]
+                    raise _ShutDown
             q._put(item)
             q.unfinished_tasks += 1
             if q.not_empty._waiters:  # type: ignore[attr-defined] # as in get()
@@ -102,12 +124,30 @@ def put(
     if isinstance(q, queue.SimpleQueue):
         q.put(item)  # unbounded: never blocks
         return
-    if isinstance(q, multiprocessing.queues.Queue):
-        mp_queue = q  # narrowed, for the closure
+    if isinstance(q, _SLICED_PUT):
+        sliced_queue: Any = q  # for the closure
         call = Limits(seconds, stop, "queue put")
-        _sliced(call, lambda block, seconds: mp_queue.put(item, block, seconds), queue.Full)
+        _sliced(call, lambda block, seconds: sliced_queue.put(item, block, seconds), queue.Full)
         return
     raise _unsupported(q)
+
+
+def _wait_item_or_shutdown(q: queue.Queue[Any], seconds: float, stop: StopLike | None) -> None:
+    """Wait (holding ``q.not_empty``) for an item, or raise ``ShutDown`` as ``Queue.get``.
+
+    A shut-down queue still gives its items; once empty, it raises at once.
+    """
+    if q.is_shutdown:  # type: ignore[attr-defined]
+        raise _ShutDown
+    call = Limits(seconds, stop, "queue get")
+    wait_condition(
+        call,
+        q.not_empty,
+        lambda: q._qsize() or q.is_shutdown,  # type: ignore[attr-defined]
+        error=QueueEmptyDeadline,
+    )
+    if not q._qsize():
+        raise _ShutDown
 
 
 def _sliced(
@@ -187,10 +227,15 @@ class take(Generic[T]):  # a context manager used like a function
         if exc is None or isinstance(exc, Exception):
             if isinstance(q, queue.Queue):
                 q.task_done()
-        elif isinstance(q, queue.Queue):
+        elif isinstance(q, queue.Queue) and _compat.QUEUE_INTERNALS:
             with q.mutex:
                 q._put(item)
                 # unfinished_tasks unchanged: the item is still one unfinished task.
                 q.not_empty.notify()
+        elif isinstance(q, queue.Queue):  # pragma: no cover - forced by the tests
+            # The public put, without the internals: it may wait for room (the item
+            # must not be dropped), and counts one more task, which task_done() evens.
+            q.put(item)  # noqa: STP100 - never drop the item; a getter frees room
+            q.task_done()
         else:
             q.put(item)

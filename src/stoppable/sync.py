@@ -22,11 +22,18 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, overload
 
-from . import _limits
+from . import _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, limits, scope
 from ._stop import StopEvent
-from ._wait import NOT_YET, NotYet, _notify_all, _register, wait_condition, wait_loop
+from ._wait import (
+    NOT_YET,
+    NotYet,
+    _notify_all,
+    _register,
+    wait_condition,
+    wait_loop,
+)
 
 __all__ = ["BarrierDeadline", "Held", "Thread", "acquire", "join", "wait"]
 
@@ -91,7 +98,12 @@ def acquire(lock: _Lockable, *, timeout: float, stop: StopLike | None = None) ->
     ``DeadlineExceeded`` without holding the lock.
     """
     call = limits(timeout, stop, "lock acquire")
-    if isinstance(lock, threading.Semaphore) and hasattr(lock, "_cond"):
+    if not callable(getattr(lock, "acquire", None)) or not callable(getattr(lock, "release", None)):
+        raise TypeError(
+            "lock must be a Lock, RLock, Semaphore or an object with acquire(blocking, "
+            f"timeout) and release(), got {type(lock).__name__}"
+        )
+    if isinstance(lock, threading.Semaphore) and _compat.SEMAPHORE_INTERNALS:
         _acquire_semaphore(call, lock)
     elif not lock.acquire(False):
 
@@ -105,7 +117,8 @@ def acquire(lock: _Lockable, *, timeout: float, stop: StopLike | None = None) ->
 
 def _acquire_semaphore(call: Limits, semaphore: threading.Semaphore) -> None:
     # threading.Semaphore is a counter under a condition; waiting on that condition
-    # (as Semaphore.acquire itself does) lets a stop wake the wait.
+    # (as Semaphore.acquire itself does) lets a stop wake the wait. The internals are
+    # checked by _compat (SEMAPHORE_INTERNALS).
     cond: threading.Condition = semaphore._cond  # type: ignore[attr-defined]
     with cond:
         if semaphore._value <= 0:
@@ -157,10 +170,7 @@ def wait(
         return _wait_barrier(limits(timeout, stop, "barrier wait"), waitable)
     if isinstance(waitable, threading.Event):
         call = limits(timeout, stop, "event wait")
-        cond: threading.Condition = waitable._cond  # type: ignore[attr-defined]
-        with cond:
-            if not waitable.is_set():
-                wait_condition(call, cond, waitable.is_set)
+        _wait_event(call, waitable)
         return True
     if isinstance(waitable, StopEvent):
         return _wait_stop_event(limits(timeout, stop, "event wait"), waitable)
@@ -173,6 +183,22 @@ def wait(
         "waitable must be a threading.Event, StopEvent, Condition or Barrier, "
         f"got {type(waitable).__name__}"
     )
+
+
+def _wait_event(call: Limits, event: threading.Event) -> None:
+    if event.is_set():
+        return
+    if not _compat.EVENT_COND:  # pragma: no cover - forced by the tests
+
+        def attempt(seconds: float) -> bool | NotYet:
+            return True if event.wait(seconds) else NOT_YET
+
+        wait_loop(call, attempt, wake=None)
+        return
+    cond = _compat.event_cond(event)
+    with cond:
+        if not event.is_set():
+            wait_condition(call, cond, event.is_set)
 
 
 def _wait_stop_event(call: Limits, event: StopEvent) -> bool:
@@ -236,7 +262,9 @@ def _wait_barrier(call: Limits, barrier: threading.Barrier) -> int:
     watcher = _PolledStopWatcher(call, abort) if call.has_polled_stop() else None
     try:
         try:
-            index = barrier.wait(timeout=max(call.remaining(), 0.0))
+            # Clamped to what a lock accepts (292 years), not to MAX_BLOCK: a
+            # Barrier.wait that times out breaks the barrier, so it cannot be resumed.
+            index = barrier.wait(timeout=min(max(call.remaining(), 0.0), threading.TIMEOUT_MAX))
         finally:
             with finished:
                 done = True
@@ -283,15 +311,14 @@ def join(thread: threading.Thread, *, timeout: float, stop: StopLike | None = No
     which wakes the wait at once; any other thread is joined in slices of the poll
     interval. Raises ``Stopped`` or ``DeadlineExceeded`` if it is still running.
     """
+    if not isinstance(thread, threading.Thread):
+        raise TypeError(f"thread must be a threading.Thread, got {type(thread).__name__}")
     call = limits(timeout, stop, f"join of thread {thread.name!r}")
     thread.join(0)  # the standard errors: not started yet, or joining itself
     if not thread.is_alive():
         return
     if isinstance(thread, Thread) and type(thread).run is Thread.run:
-        ran = thread._ran
-        with ran._cond:  # type: ignore[attr-defined]
-            if not ran.is_set():
-                wait_condition(call, ran._cond, ran.is_set)  # type: ignore[attr-defined]
+        _wait_event(call, thread._ran)
 
     def attempt(seconds: float) -> NotYet | None:
         thread.join(seconds)

@@ -1,0 +1,300 @@
+"""Every private part of the standard library that the library relies on, checked here.
+
+Waking a blocked wait at once, without polling, needs a few internals that no public
+API offers (``Condition``'s waiter queue, a ``Queue``'s organisation hooks, the
+condition behind an ``Event`` or a ``Semaphore``, a ``Future``'s state). Each is
+listed here with what is relied on, and checked when this module is imported, by
+exercising it on a fresh object, not only by looking for the name. Where a check
+fails (a future Python changed the internal), the flag below is ``False`` and the
+family takes its fallback: the same operation through the public API, in polled
+slices (``stoppable.set_poll_interval``). Correct, only slower to notice a stop.
+
+=====================================  ===========================  =====================
+internal                               used by                      fallback
+=====================================  ===========================  =====================
+``Condition._waiters``,                ``_wait.wait_condition``     ``Condition.wait`` in
+``_release_save``,                     (queues, sync, futures,      slices
+``_acquire_restore``, ``_is_owned``    DNS, HTTP pool)
+``Queue._qsize/_get/_put``,            ``queues``                   ``Queue.get``/``put``
+``not_empty``, ``not_full``,                                        in slices
+``mutex``, ``unfinished_tasks``
+``Queue.is_shutdown`` (3.13)           ``queues``                   none needed before
+                                                                    3.13 (no shutdown)
+``Semaphore._cond``, ``_value``        ``sync.acquire``             ``acquire`` in slices
+``Event._cond``                        ``sync.wait``, ``futures``   ``Event.wait`` in
+                                       (``AsyncResult._event``)     slices
+``Future._condition``, ``_state``,     ``futures``                  ``Future.result``/
+``_done_callbacks``                                                 ``wait`` in slices
+``Popen._waitpid_lock``                ``process``                  ``Popen.poll`` only
+=====================================  ===========================  =====================
+
+The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
+the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
+other use goes through the functions here. urllib3's private parts (the pool and
+response hooks that ``stoppable.http`` overrides, ``_match_hostname``) are checked
+by ``stoppable._httpio`` against the same rule, as they load only with the HTTP
+family.
+
+The tests check each flag is true on every supported Python, and force each
+fallback to prove it correct.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.pool
+import queue
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+__all__ = [
+    "CONDITION_PROTOCOL",
+    "EVENT_COND",
+    "FUTURE_INTERNALS",
+    "POOL_RESULT_EVENT",
+    "QUEUE_INTERNALS",
+    "QUEUE_SHUTDOWN",
+    "SEMAPHORE_INTERNALS",
+    "condition_acquire_restore",
+    "condition_is_owned",
+    "condition_release_save",
+    "condition_waiters",
+    "event_cond",
+    "popen_waitpid_lock",
+    "pool_result_event",
+    "queue_is_shutdown",
+]
+
+
+def _check(probe: Callable[[], object]) -> bool:
+    """Whether ``probe`` runs without an error: an internal that is there and works."""
+    try:
+        probe()
+    except Exception:
+        return False
+    return True
+
+
+# --- threading.Condition: the protocol of Condition.wait ------------------------------
+
+
+def _probe_condition() -> None:
+    for lock in (threading.Lock(), threading.RLock()):
+        cond = threading.Condition(lock)
+        assert not cond._is_owned()  # type: ignore[attr-defined]
+        with cond:
+            if isinstance(lock, type(threading.RLock())):
+                lock.acquire()  # held twice: _release_save must release both levels
+            assert cond._is_owned()  # type: ignore[attr-defined]
+            waiter = threading.Lock()
+            waiter.acquire()
+            waiters = cond._waiters  # type: ignore[attr-defined]
+            waiters.append(waiter)
+            cond.notify()  # releases the waiter's lock and takes it off the queue
+            assert not waiter.locked()
+            assert waiter not in waiters
+            saved = cond._release_save()  # type: ignore[attr-defined]
+            assert not cond._is_owned()  # type: ignore[attr-defined]
+            assert lock.acquire(False)  # free for others while waiting
+            lock.release()
+            cond._acquire_restore(saved)  # type: ignore[attr-defined]
+            assert cond._is_owned()  # type: ignore[attr-defined]
+            if isinstance(lock, type(threading.RLock())):
+                lock.release()
+
+
+CONDITION_PROTOCOL: bool = _check(_probe_condition)
+"""``Condition.wait``'s protocol is as relied on: a stop can release a waiter directly."""
+
+
+def condition_is_owned(cond: threading.Condition) -> bool:
+    """Whether the calling thread holds ``cond``."""
+    owned: bool = cond._is_owned()  # type: ignore[attr-defined]
+    return owned
+
+
+def condition_waiters(cond: threading.Condition) -> Any:
+    """The queue of waiter locks that ``notify()`` releases, first in first out."""
+    return cond._waiters  # type: ignore[attr-defined]
+
+
+def condition_release_save(cond: threading.Condition) -> Any:
+    """Release ``cond`` fully (every level of an ``RLock``); the state to restore."""
+    return cond._release_save()  # type: ignore[attr-defined]
+
+
+def condition_acquire_restore(cond: threading.Condition, saved: Any) -> None:
+    """Take ``cond`` back as ``condition_release_save`` found it."""
+    cond._acquire_restore(saved)  # type: ignore[attr-defined]
+
+
+# --- queue.Queue ---------------------------------------------------------------------
+
+
+def _probe_queue() -> None:
+    for kind in (queue.Queue, queue.LifoQueue, queue.PriorityQueue):
+        q: queue.Queue[int] = kind(maxsize=1)
+        assert isinstance(q.mutex, type(threading.Lock()))
+        for cond in (q.not_empty, q.not_full, q.all_tasks_done):
+            assert cond._lock is q.mutex  # type: ignore[attr-defined]
+        with q.mutex:
+            assert q._qsize() == 0
+            q._put(7)
+            q.unfinished_tasks += 1
+            assert q._qsize() == 1
+        assert q.get_nowait() == 7  # the public API sees what the hooks did
+        q.task_done()
+        q.put_nowait(8)
+        with q.mutex:
+            assert q._get() == 8
+            assert q._qsize() == 0
+
+
+QUEUE_INTERNALS: bool = _check(_probe_queue)
+"""A ``Queue``'s organisation hooks and conditions are as relied on."""
+
+
+def _probe_shutdown() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    assert q.is_shutdown is False  # type: ignore[attr-defined]
+    q.shutdown()  # type: ignore[attr-defined]
+    assert q.is_shutdown is True  # type: ignore[attr-defined]
+    try:
+        q.put_nowait(1)
+    except queue.ShutDown:  # type: ignore[attr-defined]
+        return
+    raise AssertionError("put on a shut-down queue was accepted")
+
+
+QUEUE_SHUTDOWN: bool = hasattr(queue.Queue, "shutdown") and _check(_probe_shutdown)
+"""``Queue.shutdown()`` exists (Python 3.13+) and marks the queue ``is_shutdown``."""
+
+if hasattr(queue.Queue, "shutdown") and not QUEUE_SHUTDOWN:  # pragma: no cover
+    # A queue that can be shut down but whose state cannot be read: the waits
+    # cannot honour it without the internals, so take the public API throughout.
+    QUEUE_INTERNALS = False
+
+
+def queue_is_shutdown(q: queue.Queue[Any]) -> bool:
+    """Whether ``q.shutdown()`` was called (always ``False`` before Python 3.13)."""
+    return QUEUE_SHUTDOWN and bool(getattr(q, "is_shutdown", False))
+
+
+# --- threading.Semaphore and threading.Event ----------------------------------------
+
+
+def _probe_semaphore() -> None:
+    for kind in (threading.Semaphore, threading.BoundedSemaphore):
+        semaphore = kind(2)
+        cond = semaphore._cond  # type: ignore[attr-defined]
+        assert isinstance(cond, threading.Condition)
+        with cond:
+            assert semaphore._value == 2  # type: ignore[attr-defined]
+            semaphore._value -= 1  # type: ignore[attr-defined]
+        assert semaphore.acquire(False)
+        assert not semaphore.acquire(False)  # the count taken by hand was honoured
+        semaphore.release()
+        semaphore.release()
+        with cond:
+            assert semaphore._value == 2  # type: ignore[attr-defined]
+
+
+SEMAPHORE_INTERNALS: bool = _check(_probe_semaphore)
+"""A ``Semaphore`` is a ``_value`` counter under the condition ``_cond``."""
+
+
+def _probe_event() -> None:
+    event = threading.Event()
+    cond = event._cond  # type: ignore[attr-defined]
+    assert isinstance(cond, threading.Condition)
+    waiter = threading.Lock()
+    waiter.acquire()
+    with cond:
+        cond._waiters.append(waiter)  # type: ignore[attr-defined]
+    event.set()  # notifies the condition's waiters
+    assert not waiter.locked()
+
+
+EVENT_COND: bool = CONDITION_PROTOCOL and _check(_probe_event)
+"""An ``Event`` is a flag under the condition ``_cond``, notified by ``set()``."""
+
+
+def event_cond(event: threading.Event) -> threading.Condition:
+    """The condition ``event.set()`` notifies (only where ``EVENT_COND``)."""
+    cond: threading.Condition = event._cond  # type: ignore[attr-defined]
+    return cond
+
+
+def _probe_pool_result() -> None:
+    result: multiprocessing.pool.ApplyResult[int] = multiprocessing.pool.ApplyResult(
+        _FakePool(), None, None
+    )
+    event = result._event  # type: ignore[attr-defined]
+    assert isinstance(event, threading.Event)
+    assert not result.ready()
+    event.set()
+    assert result.ready()
+
+
+class _FakePool:
+    """The least an ``ApplyResult`` needs of its pool, for the probe."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, object] = {}
+
+
+POOL_RESULT_EVENT: bool = EVENT_COND and _check(_probe_pool_result)
+"""A ``multiprocessing.pool`` result is ready when its ``threading.Event`` is set."""
+
+
+def pool_result_event(result: multiprocessing.pool.ApplyResult[Any]) -> threading.Event:
+    """The event set when ``result`` is ready (only where ``POOL_RESULT_EVENT``)."""
+    event: threading.Event = result._event  # type: ignore[attr-defined]
+    return event
+
+
+# --- concurrent.futures.Future -------------------------------------------------------
+
+
+def _probe_future() -> None:
+    from concurrent.futures import _base
+
+    done_states = (_base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
+    future: Future[int] = Future()
+    assert isinstance(future._condition, threading.Condition)  # type: ignore[attr-defined]
+    assert future._state == _base.PENDING  # type: ignore[attr-defined]
+    calls: list[object] = []
+    future._done_callbacks.append(calls.append)  # type: ignore[attr-defined]
+    waiter = threading.Lock()
+    waiter.acquire()
+    with future._condition:  # type: ignore[attr-defined]
+        future._condition._waiters.append(waiter)  # type: ignore[attr-defined]
+    future.set_result(1)
+    assert future._state in done_states  # type: ignore[attr-defined]
+    assert calls == [future]
+    assert not waiter.locked()
+    cancelled: Future[int] = Future()
+    assert cancelled.set_running_or_notify_cancel()
+    assert cancelled._state == _base.RUNNING  # type: ignore[attr-defined]
+
+
+FUTURE_INTERNALS: bool = CONDITION_PROTOCOL and _check(_probe_future)
+"""A ``Future`` is a ``_state`` under ``_condition``, which completing it notifies."""
+
+
+# --- subprocess.Popen ----------------------------------------------------------------
+
+
+def popen_waitpid_lock(popen: subprocess.Popen[Any]) -> Any:
+    """The lock ``Popen`` holds around ``waitpid``, or ``None`` where it has none.
+
+    Holding it keeps a concurrent ``Popen.wait``/``poll`` from reaping the child
+    while a pidfd is opened for it. Without it (``None``) the pidfd is opened
+    unguarded, and a child reaped meanwhile is seen by ``Popen.poll()``.
+    """
+    lock = getattr(popen, "_waitpid_lock", None)
+    if lock is None or not callable(getattr(lock, "acquire", None)):
+        return None
+    return lock
