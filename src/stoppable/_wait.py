@@ -88,10 +88,12 @@ def wait_loop(
     Raises ``Stopped`` or ``call.deadline_error(error)``. Each attempt blocks for the
     time left, or for the poll interval where the stop cannot wake it.
     """
-    registered = _register(call, wake) if callable(wake) else []
+    registered: list[tuple[StopEvent, int]] = []
     sliced = wake is None or call.has_polled_stop()
     interval = _limits.get_poll_interval()
     try:
+        if callable(wake):
+            registered = _register(call, wake)
         while True:
             call.raise_if_stopped()
             remaining = call.deadline - _monotonic()
@@ -112,13 +114,16 @@ def wait_loop(
 
 def _register(call: Limits, wake: Callable[[], object]) -> list[tuple[StopEvent, int]]:
     registered: list[tuple[StopEvent, int]] = []
-    for event in call.stop_events():
-        key = event._register(wake)
-        if key is None:  # set since the entry check
-            for other, other_key in registered:
-                other._unregister(other_key)
-            raise Stopped(event.reason)
-        registered.append((event, key))
+    try:
+        for event in call.stop_events():
+            key = event._register(wake)
+            if key is None:  # set since the entry check
+                raise Stopped(event.reason)
+            registered.append((event, key))
+    except BaseException:  # a Ctrl-C among the registrations too: none stays behind
+        for other, other_key in registered:
+            other._unregister(other_key)
+        raise
     return registered
 
 
