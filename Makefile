@@ -5,7 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test test-all demo bench lint typecheck clean
+
+# `make test-all`: the test suite on every supported Python, each in its own venv
+# (.venv-3.10 ...), from pyenv. A missing interpreter fails, it is not skipped. ruff
+# and mypy run once, in `make test`: their verdict does not depend on the interpreter.
+PYENV_ROOT ?= /root/.pyenv
+ALL_PYTHONS ?= 3.10.13 3.11.7 3.12.1 3.13.0
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +30,24 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest
 
+test-all:
+	@set -e; for version in $(ALL_PYTHONS); do \
+		python=$(PYENV_ROOT)/versions/$$version/bin/python; \
+		if [ ! -x "$$python" ]; then \
+			echo "make test-all: Python $$version is missing ($$python)" >&2; exit 1; \
+		fi; \
+		venv=.venv-$${version%.*}; \
+		if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+			rm -rf $$venv; \
+			"$$python" -m venv $$venv; \
+			$$venv/bin/python -m pip install --quiet --upgrade pip; \
+			$$venv/bin/python -m pip install --quiet -e '.[test]'; \
+			touch $$venv/.installed; \
+		fi; \
+		echo "== Python $$version ($$venv)"; \
+		$$venv/bin/python -m pytest -q -p no:cacheprovider; \
+	done
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 	@echo
@@ -37,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .mypy_cache .pytest_cache .ruff_cache
