@@ -42,15 +42,25 @@ AnyQueue = Union[queue.Queue[T], queue.SimpleQueue[T], "multiprocessing.queues.Q
 
 # Queues whose get/put with a timeout is atomic (an item moves whole or not at all)
 # but which have no condition a stop could notify: waited on in polled slices.
-_SLICED = (queue.SimpleQueue, multiprocessing.queues.Queue)
+_SLICED: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
 # queue.Queue waited on through its own hooks and conditions (see _compat), where
 # they are as relied on; otherwise through its public get/put, in polled slices.
-_Queue: type | tuple[()] = queue.Queue if _compat.QUEUE_INTERNALS else ()
-if not _compat.QUEUE_INTERNALS:  # pragma: no cover - forced by the tests
-    _SLICED = (queue.Queue, *_SLICED)
-_SLICED_PUT: tuple[type, ...] = (multiprocessing.queues.Queue,)
-if not _compat.QUEUE_INTERNALS:  # pragma: no cover - forced by the tests
-    _SLICED_PUT = (queue.Queue, *_SLICED_PUT)
+_Queue: type | tuple[()] = ()
+_SLICED_PUT: tuple[type, ...] = ()
+
+
+def _use_internals(internals: bool) -> None:
+    """Choose how a ``queue.Queue`` is waited on (at import; tests force the fallback)."""
+    global _Queue, _SLICED, _SLICED_PUT, _internals
+    _internals = internals
+    sliced: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
+    _Queue = queue.Queue if internals else ()
+    _SLICED = sliced if internals else (queue.Queue, *sliced)
+    _SLICED_PUT = (multiprocessing.queues.Queue,) if internals else (queue.Queue, multiprocessing.queues.Queue)
+
+
+_internals = True
+_use_internals(_compat.QUEUE_INTERNALS)
 _SHUTDOWN = _compat.QUEUE_SHUTDOWN
 _ShutDown: type[BaseException] = getattr(queue, "ShutDown", Exception)
 
@@ -227,7 +237,7 @@ class take(Generic[T]):  # a context manager used like a function
         if exc is None or isinstance(exc, Exception):
             if isinstance(q, queue.Queue):
                 q.task_done()
-        elif isinstance(q, queue.Queue) and _compat.QUEUE_INTERNALS:
+        elif isinstance(q, queue.Queue) and _internals:
             with q.mutex:
                 q._put(item)
                 # unfinished_tasks unchanged: the item is still one unfinished task.

@@ -1,0 +1,234 @@
+"""The private internals in ``stoppable._compat``: each checked, each fallback correct.
+
+For every internal: the check passes on this Python; the check notices when the
+internal is broken (so a future Python that changes it takes the fallback instead
+of hanging); and the fallback, forced, still gets, puts, waits, stops and times out
+correctly (only by polling).
+"""
+
+from __future__ import annotations
+
+import multiprocessing.pool
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, queues, sync
+
+from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
+
+PROBES: dict[str, Callable[[], None]] = {
+    "CONDITION_PROTOCOL": _compat._probe_condition,
+    "QUEUE_INTERNALS": _compat._probe_queue,
+    "SEMAPHORE_INTERNALS": _compat._probe_semaphore,
+    "EVENT_COND": _compat._probe_event,
+    "POOL_RESULT_EVENT": _compat._probe_pool_result,
+    "FUTURE_INTERNALS": _compat._probe_future,
+}
+
+
+@pytest.mark.parametrize("flag", [*PROBES, "QUEUE_SHUTDOWN"])
+def test_every_internal_is_as_relied_on_here(flag: str) -> None:
+    expected = hasattr(queue.Queue, "shutdown") if flag == "QUEUE_SHUTDOWN" else True
+    assert getattr(_compat, flag) is expected
+
+
+# How to break each internal as a future Python might: the probe must notice.
+def _break_condition(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(threading.Condition, "_release_save")
+
+
+def _break_condition_notify(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading.Condition, "notify", lambda self, n=1: None)
+
+
+def _break_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue.Queue, "_qsize", lambda self: 0)
+
+
+def _break_semaphore(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = threading.Semaphore.__init__
+
+    def init(self: threading.Semaphore, value: int = 1) -> None:
+        original(self, value)
+        self._value_renamed = self._value  # type: ignore[attr-defined]
+        del self._value  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(threading.Semaphore, "__init__", init)
+
+
+def _break_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading.Event, "set", lambda self: setattr(self, "_flag", True))
+
+
+def _break_pool_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multiprocessing.pool.ApplyResult, "ready", lambda self: False)
+
+
+def _break_future(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Future, "set_result", lambda self, result: None)
+
+
+BREAKERS: dict[str, tuple[str, Callable[[pytest.MonkeyPatch], None]]] = {
+    "Condition._release_save gone": ("CONDITION_PROTOCOL", _break_condition),
+    "Condition.notify not releasing": ("CONDITION_PROTOCOL", _break_condition_notify),
+    "Queue._qsize not counting": ("QUEUE_INTERNALS", _break_queue),
+    "Semaphore._value renamed": ("SEMAPHORE_INTERNALS", _break_semaphore),
+    "Event.set not notifying": ("EVENT_COND", _break_event),
+    "AsyncResult not its event": ("POOL_RESULT_EVENT", _break_pool_result),
+    "Future not notifying": ("FUTURE_INTERNALS", _break_future),
+}
+
+
+@pytest.mark.parametrize("how", BREAKERS)
+def test_the_check_notices_a_changed_internal(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag, breaker = BREAKERS[how]
+    assert _compat._check(PROBES[flag])
+    breaker(monkeypatch)
+    assert not _compat._check(PROBES[flag])
+
+
+def test_the_shutdown_check_notices_a_queue_that_accepts_puts_after_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not hasattr(queue.Queue, "shutdown"):
+        pytest.skip("Queue.shutdown() is new in Python 3.13")
+    assert _compat._check(_compat._probe_shutdown)
+    monkeypatch.setattr(queue.Queue, "put_nowait", lambda self, item: None)
+    assert not _compat._check(_compat._probe_shutdown)
+
+
+def test_popen_waitpid_lock_is_found_or_none() -> None:
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
+        lock = _compat.popen_waitpid_lock(child)
+        assert lock is not None and lock.acquire(False)
+        lock.release()
+        child.wait(LONG)
+        del child._waitpid_lock  # type: ignore[attr-defined]
+        assert _compat.popen_waitpid_lock(child) is None
+
+
+# --- each fallback, forced --------------------------------------------------------------
+
+
+@pytest.fixture
+def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Force the fallback named by the test's parameter, with a short poll slice."""
+    flag: str = request.param
+    monkeypatch.setattr(_compat, flag, False)
+    if flag == "QUEUE_INTERNALS":
+        queues._use_internals(False)
+    if flag == "FUTURE_INTERNALS":
+        monkeypatch.setattr(futures, "_INTERNALS", False)
+    previous = sync._limits.set_poll_interval(0.02)
+    try:
+        yield flag
+    finally:
+        sync._limits.set_poll_interval(previous)
+        queues._use_internals(True)
+
+
+# Each forced fallback: a call that completes, one that times out, one that is stopped,
+# and nothing lost.
+
+
+@pytest.mark.parametrize("fallback", ["CONDITION_PROTOCOL", "QUEUE_INTERNALS"], indirect=True)
+def test_queue_fallbacks(fallback: str) -> None:
+    q: queue.Queue[int] = queue.Queue(maxsize=1)
+    queues.put(q, 1, timeout=LONG)
+    with pytest.raises(queue.Full):
+        queues.put(q, 2, timeout=SHORT)
+    assert queues.get(q, timeout=LONG) == 1
+    with pytest.raises(queue.Empty):
+        queues.get(q, timeout=SHORT)
+    stop_while_blocked(lambda stop: queues.get(q, timeout=LONG, stop=stop))
+    thread, outcome = start_call(lambda: queues.get(q, timeout=LONG))
+    wait_until_blocked(thread)
+    q.put(5)
+    assert outcome.done.wait(WAKE_BOUND)
+    assert outcome.result == 5
+    q.put(6)
+    with pytest.raises(Stopped), queues.take(q, timeout=LONG) as item:
+        assert item == 6
+        raise Stopped("put back")
+    assert list(q.queue) == [6]
+    assert q.unfinished_tasks == 3  # 1, 5 and 6 were put, none marked done
+    with queues.take(q, timeout=LONG):
+        pass
+    assert q.unfinished_tasks == 2
+    assert q.empty()
+
+
+@pytest.mark.parametrize(
+    "fallback", ["CONDITION_PROTOCOL", "SEMAPHORE_INTERNALS", "EVENT_COND"], indirect=True
+)
+def test_sync_fallbacks(fallback: str) -> None:
+    semaphore = threading.Semaphore(1)
+    with sync.acquire(semaphore, timeout=LONG):
+        with pytest.raises(DeadlineExceeded):
+            sync.acquire(semaphore, timeout=SHORT)
+        stop_while_blocked(lambda stop: sync.acquire(semaphore, timeout=LONG, stop=stop))
+    assert semaphore.acquire(False)
+    semaphore.release()
+    event = threading.Event()
+    with pytest.raises(DeadlineExceeded):
+        sync.wait(event, timeout=SHORT)
+    stop_while_blocked(lambda stop: sync.wait(event, timeout=LONG, stop=stop))
+    thread, outcome = start_call(lambda: sync.wait(event, timeout=LONG))
+    wait_until_blocked(thread)
+    event.set()
+    assert outcome.done.wait(WAKE_BOUND)
+    assert outcome.result is True
+    worker = sync.Thread(target=lambda stop: stop.wait(LONG))
+    worker.start()
+    worker.stop_and_join(timeout=LONG)
+
+
+@pytest.mark.parametrize(
+    "fallback", ["CONDITION_PROTOCOL", "FUTURE_INTERNALS", "POOL_RESULT_EVENT"], indirect=True
+)
+def test_futures_fallbacks(fallback: str) -> None:
+    future: Future[int] = Future()
+    with pytest.raises(DeadlineExceeded):
+        futures.result(future, timeout=SHORT)
+    stop_while_blocked(lambda stop: futures.result(future, timeout=LONG, stop=stop))
+    thread, outcome = start_call(lambda: futures.result(future, timeout=LONG))
+    wait_until_blocked(thread)
+    future.set_result(4)
+    assert outcome.done.wait(WAKE_BOUND)
+    assert outcome.result == 4
+    other: Future[int] = Future()
+    with pytest.raises(DeadlineExceeded) as timed_out:
+        futures.wait([future, other], timeout=SHORT)
+    assert timed_out.value.done == {future}  # type: ignore[attr-defined]
+    assert futures.wait([future, other], timeout=LONG, return_when=futures.FIRST_COMPLETED)
+    other.set_exception(ValueError("x"))
+    assert futures.exception(other, timeout=LONG) is not None
+    with multiprocessing.pool.ThreadPool(1) as pool:
+        release = threading.Event()
+        pending = pool.apply_async(release.wait, (LONG,))
+        with pytest.raises(DeadlineExceeded):
+            futures.result(pending, timeout=SHORT)
+        release.set()
+        assert futures.result(pending, timeout=LONG) is True
+
+
+@pytest.mark.parametrize("fallback", ["CONDITION_PROTOCOL"], indirect=True)
+def test_condition_fallback_keeps_the_stop_level_triggered(fallback: str) -> None:
+    cond = threading.Condition()
+    stop = StopEvent()
+    stop.set("early")
+
+    def wait() -> Any:
+        with cond:
+            return sync.wait(cond, timeout=LONG, stop=stop, predicate=lambda: False)
+
+    with pytest.raises(Stopped):
+        wait()
