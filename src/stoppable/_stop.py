@@ -218,6 +218,8 @@ class StopEvent:
         (if any) propagates. Otherwise it runs in the thread that calls ``set()``.
         ``remove()`` on the returned handle unregisters it.
         """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         key = self._register(callback)
         if key is None:
             callback()

@@ -76,7 +76,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from . import _compat
+from . import _args, _compat
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, begin, scope, validate_timeout
 from ._stop import StopEvent
@@ -461,6 +461,13 @@ def _completions(call: Limits, futures: set[Future[T]]) -> Iterator[Future[T]]:
 # --- multiprocessing pools ----------------------------------------------------------
 
 
+def _check_pool_call(pool: object, func: object, chunksize: object) -> None:
+    _args.check_type(pool, multiprocessing.pool.Pool, "pool", "a multiprocessing.pool.Pool")
+    _args.check_callable(func, "func")
+    if chunksize is not None:
+        _args.check_int(chunksize, "chunksize", 1)
+
+
 def pool_apply(
     pool: multiprocessing.pool.Pool,
     func: Callable[..., T],
@@ -476,6 +483,9 @@ def pool_apply(
     ``multiprocessing.TimeoutError``). The deadline covers handing the work to the
     pool. A stopped or timed-out call leaves the work running in the pool.
     """
+    _check_pool_call(pool, func, None)
+    _args.check_iterable(args, "args")
+    _args.check_mapping(kwds, "kwds", optional=True)
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, "pool apply")
     async_result = pool.apply_async(func, tuple(args), dict(kwds or {}))
@@ -497,6 +507,8 @@ def pool_map(
     Returns the list of results in order. Raises as ``pool_apply`` does; the
     deadline covers splitting ``iterable`` into tasks and handing them to the pool.
     """
+    _check_pool_call(pool, func, chunksize)
+    _args.check_iterable(iterable, "iterable")
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, "pool map")
     async_result = pool.map_async(func, iterable, chunksize)
@@ -518,6 +530,8 @@ def pool_starmap(
     Each item of ``iterable`` is unpacked into ``func``'s arguments. Raises as
     ``pool_apply`` does.
     """
+    _check_pool_call(pool, func, chunksize)
+    _args.check_iterable(iterable, "iterable")
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, "pool starmap")
     async_result = pool.starmap_async(func, iterable, chunksize)

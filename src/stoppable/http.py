@@ -512,6 +512,8 @@ class Session(requests.Session):
         retries. Raises ``Timeout`` (``ConnectTimeout``, ``PoolTimeout``,
         ``ReadTimeout``), ``stoppable.Stopped``, or requests' errors.
         """
+        if not isinstance(method, str | bytes):
+            raise TypeError(f"method must be a str, got {type(method).__name__}")
         seconds = seconds_for(timeout, self.timeout)
         stall = _stall(stall_timeout, self.stall_timeout)
         text_method = method.decode() if isinstance(method, bytes) else method

@@ -74,6 +74,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from . import _resolve
+from . import _args
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, _current_scope, begin, validate_stop
 from ._netio import DONTWAIT, POLLIN, POLLOUT, Op, RetryLater, run
@@ -173,6 +174,13 @@ def _raw(sock: object) -> socket.socket:
     raise TypeError(
         f"sock must be a socket.socket or stoppable.net.Socket, got {type(sock).__name__}"
     )
+
+
+def _check_data(data: object, flags: object) -> None:
+    if data.__class__ is not bytes:
+        _args.check_bytes(data, "data")
+    if flags.__class__ is not int:
+        _args.check_int(flags, "flags")
 
 
 def _show(host: object, port: object) -> str:
@@ -503,9 +511,29 @@ def resolve(
     (its message says whether the resolver was slow or no helper thread was free),
     or the resolver's error (``socket.gaierror``).
     """
+    _check_lookup(host, port, family, type, proto, flags, resolver)
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, f"resolving {host!r}")
     return _resolve.lookup(call, host, port, family, type, proto, flags, resolver)
+
+
+def _check_lookup(
+    host: object,
+    port: object,
+    family: object,
+    type: object,
+    proto: object,
+    flags: object,
+    resolver: object,
+) -> None:
+    """Refuse what ``getaddrinfo`` would, naming the argument, before the lookup."""
+    if host is not None:
+        _args.check_type(host, (str, bytes), "host", "a str, bytes or None")
+    if port is not None:
+        _args.check_type(port, (str, bytes, int), "port", "an int, str, bytes or None")
+    for value, name in ((family, "family"), (type, "type"), (proto, "proto"), (flags, "flags")):
+        _args.check_int(value, name)
+    _args.check_callable(resolver, "resolver", optional=True)
 
 
 @overload
@@ -562,9 +590,16 @@ def connect(
     A TLS failure raises ``ssl.SSLError`` (``ssl.SSLCertVerificationError``...).
     Whatever is raised, no socket is left open.
     """
-    seconds = begin(timeout, stop)
     if not isinstance(address, tuple) or len(address) not in (2, 4):
         raise TypeError(f"address must be a (host, port) tuple, got {address!r}")
+    _check_lookup(address[0], address[1], family, socket.SOCK_STREAM, 0, 0, resolver)
+    if source_address is not None:
+        _args.check_type(source_address, tuple, "source_address", "a (host, port) tuple")
+    if ssl_context is not None:
+        _args.check_type(ssl_context, ssl.SSLContext, "ssl_context", "an ssl.SSLContext")
+    if server_hostname is not None:
+        _args.check_type(server_hostname, str, "server_hostname", "a str")
+    seconds = begin(timeout, stop)
     host, port = address[0], address[1]
     call = Limits(seconds, stop, f"connect to {_show(host, port)}")
     infos = _resolve.lookup(call, host, port, family, socket.SOCK_STREAM, 0, 0, resolver)
@@ -601,8 +636,12 @@ def start_tls(
     ``ssl.SSLSocket`` keeps its timeout mode. If the handshake fails, times out or is
     stopped, the connection is closed: it is mid-handshake, and cannot be reused.
     """
-    seconds = begin(timeout, stop)
     raw = _raw(sock)
+    _args.check_type(context, ssl.SSLContext, "context", "an ssl.SSLContext")
+    if server_hostname is not None:
+        _args.check_type(server_hostname, str, "server_hostname", "a str")
+    _args.check_type(server_side, bool, "server_side", "a bool")
+    seconds = begin(timeout, stop)
     tls = context.wrap_socket(
         raw,
         server_side=server_side,
@@ -630,6 +669,9 @@ def recv(
     As ``sock.recv``: returns what has arrived (``b""`` when the peer has closed).
     Raises ``Stopped`` or ``DeadlineExceeded`` having read nothing.
     """
+    if bufsize.__class__ is not int or flags.__class__ is not int:
+        _args.check_int(bufsize, "bufsize", 0)
+        _args.check_int(flags, "flags")
     seconds = begin(timeout, stop)
     if sock.__class__ is _FAST_CLASS:
         return _recv(sock, bufsize, flags, seconds, stop)  # type: ignore[arg-type]
@@ -651,6 +693,11 @@ def recv_into(
     when the peer has closed. Raises ``Stopped`` or ``DeadlineExceeded`` having
     written nothing into ``buffer``.
     """
+    if nbytes.__class__ is not int or flags.__class__ is not int:
+        _args.check_int(nbytes, "nbytes", 0)
+        _args.check_int(flags, "flags")
+    if buffer.__class__ is not bytearray:
+        _args.check_buffer(buffer, "buffer")
     seconds = begin(timeout, stop)
     if sock.__class__ is _FAST_CLASS:
         return _recv_into(sock, buffer, nbytes, flags, seconds, stop)  # type: ignore[arg-type]
@@ -670,6 +717,7 @@ def send(
     As ``sock.send``: it may send less than all of ``data`` (see ``sendall``). Raises
     ``Stopped`` or ``DeadlineExceeded`` having sent nothing.
     """
+    _check_data(data, flags)
     seconds = begin(timeout, stop)
     return _send(_raw(sock), data, flags, seconds, stop)
 
@@ -690,6 +738,7 @@ def sendall(
     has a partial message: close the connection, or send ``data[err.bytes_sent:]``
     to resume (on TLS too, as long as nothing else is sent in between).
     """
+    _check_data(data, flags)
     try:
         seconds = begin(timeout, stop)
     except Stopped as exc:
@@ -706,6 +755,8 @@ def recvfrom(
     stop: StopLike | None = None,
 ) -> tuple[bytes, Any]:
     """Receive a datagram (or stream data) and its sender, as ``sock.recvfrom``, bounded."""
+    _args.check_int(bufsize, "bufsize", 0)
+    _args.check_int(flags, "flags")
     seconds = begin(timeout, stop)
     result: tuple[bytes, Any] = _recvfrom(_raw(sock), bufsize, flags, seconds, stop)
     return result
@@ -721,6 +772,9 @@ def recvfrom_into(
     stop: StopLike | None = None,
 ) -> tuple[int, Any]:
     """Receive into ``buffer`` with the sender, as ``sock.recvfrom_into``, bounded."""
+    _args.check_buffer(buffer, "buffer")
+    _args.check_int(nbytes, "nbytes", 0)
+    _args.check_int(flags, "flags")
     seconds = begin(timeout, stop)
     result: tuple[int, Any] = _recvfrom_into(_raw(sock), buffer, nbytes, flags, seconds, stop)
     return result
@@ -741,6 +795,8 @@ def sendto(
     ``(data, flags, address)``). A host name in ``address`` is resolved within the
     same deadline (``sock.sendto`` would resolve it without one).
     """
+    _check_data(data, flags)
+    _args.check_type(address, (tuple, str, bytes), "address", "a socket address (a tuple)")
     seconds = begin(timeout, stop)
     return _sendto(_raw(sock), data, address, flags, seconds, stop)
 

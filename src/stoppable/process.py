@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import IO, Any, Final, Generic, TypeVar, Union, overload
 
-from . import _compat, _limits
+from . import _args, _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, begin, limits, validate_stop, validate_timeout
 from ._stop import StopEvent
@@ -821,7 +821,9 @@ class stop_on_signals(Generic[E]):  # a context manager used like a function, as
                 f"stop must be a StopEvent or threading.Event, got {type(stop).__name__}"
             )
         chosen: list[signal.Signals] = []
+        _args.check_iterable(signals, "signals")
         for number in signals:
+            _args.check_int(number, "signals (each)")
             sig = signal.Signals(number)  # ValueError for a number that is no signal
             if sig in (signal.SIGKILL, signal.SIGSTOP):
                 raise ValueError(f"{sig.name} cannot be caught")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, overload
 
-from . import _compat, _limits
+from . import _args, _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, limits, scope
 from ._stop import StopEvent
@@ -166,6 +166,7 @@ def wait(
     """
     if predicate is not None and not isinstance(waitable, threading.Condition):
         raise TypeError("predicate is only for a threading.Condition")
+    _args.check_callable(predicate, "predicate", optional=True)
     if isinstance(waitable, threading.Barrier):
         return _wait_barrier(limits(timeout, stop, "barrier wait"), waitable)
     if isinstance(waitable, threading.Event):
@@ -360,9 +361,16 @@ class Thread(threading.Thread):
         daemon: bool | None = None,
         parent: StopEvent | None = None,
     ) -> None:
-        super().__init__(name=name, daemon=daemon)
+        _args.check_callable(target, "target", optional=True)
+        if name is not None:
+            _args.check_type(name, str, "name", "a str or None")
+        _args.check_iterable(args, "args")
+        _args.check_mapping(kwargs, "kwargs", optional=True)
+        if daemon is not None:
+            _args.check_type(daemon, bool, "daemon", "a bool or None")
         if parent is not None and not isinstance(parent, StopEvent):
             raise TypeError(f"parent must be a StopEvent, got {type(parent).__name__}")
+        super().__init__(name=name, daemon=daemon)
         self.stop: StopEvent = StopEvent() if parent is None else parent.child()
         """This thread's stop: set it (or its parent) to ask the thread to end."""
         self.stopped: Stopped | None = None
