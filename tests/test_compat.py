@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import stoppable
 from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, queues, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
@@ -56,7 +57,7 @@ def _break_semaphore(monkeypatch: pytest.MonkeyPatch) -> None:
     def init(self: threading.Semaphore, value: int = 1) -> None:
         original(self, value)
         self._value_renamed = self._value  # type: ignore[attr-defined]
-        del self._value  # type: ignore[attr-defined]
+        del self._value
 
     monkeypatch.setattr(threading.Semaphore, "__init__", init)
 
@@ -108,7 +109,8 @@ def test_popen_waitpid_lock_is_found_or_none() -> None:
 
     with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
         lock = _compat.popen_waitpid_lock(child)
-        assert lock is not None and lock.acquire(False)
+        assert lock is not None
+        assert lock.acquire(False)
         lock.release()
         child.wait(LONG)
         del child._waitpid_lock  # type: ignore[attr-defined]
@@ -127,11 +129,11 @@ def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         queues._use_internals(False)
     if flag == "FUTURE_INTERNALS":
         monkeypatch.setattr(futures, "_INTERNALS", False)
-    previous = sync._limits.set_poll_interval(0.02)
+    previous = stoppable.set_poll_interval(0.02)
     try:
         yield flag
     finally:
-        sync._limits.set_poll_interval(previous)
+        stoppable.set_poll_interval(previous)
         queues._use_internals(True)
 
 
@@ -151,10 +153,10 @@ def test_queue_fallbacks(fallback: str) -> None:
     stop_while_blocked(lambda stop: queues.get(q, timeout=LONG, stop=stop))
     thread, outcome = start_call(lambda: queues.get(q, timeout=LONG))
     wait_until_blocked(thread)
-    q.put(5)
+    q.put_nowait(5)
     assert outcome.done.wait(WAKE_BOUND)
     assert outcome.result == 5
-    q.put(6)
+    q.put_nowait(6)
     with pytest.raises(Stopped), queues.take(q, timeout=LONG) as item:
         assert item == 6
         raise Stopped("put back")

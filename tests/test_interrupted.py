@@ -92,7 +92,7 @@ def test_queue_take(alarm: type[BaseException]) -> None:
 
 def test_queue_put(alarm: type[BaseException]) -> None:
     q: queue.Queue[int] = queue.Queue(maxsize=1)
-    q.put(0)
+    q.put_nowait(0)
     _interrupt(alarm, lambda: queues.put(q, 1, timeout=LONG))
     assert not q.not_full._waiters  # type: ignore[attr-defined]
     assert list(q.queue) == [0]  # not enqueued

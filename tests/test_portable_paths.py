@@ -11,7 +11,6 @@ import select
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,14 +20,15 @@ from .support import LONG, open_fds, stop_while_blocked
 
 
 @pytest.fixture(params=["eventfd", "pipe"])
-def wakeup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def wakeup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both kinds of wake-up descriptor (an eventfd where Linux has one, a pipe elsewhere)."""
     if request.param == "eventfd":
         if not _stop.use_eventfd:
             pytest.skip("no eventfd here")
     else:
         monkeypatch.setattr(_stop, "use_eventfd", False)
-    yield request.param
+    kind: str = request.param
+    return kind
 
 
 def _descriptors_per_wakeup(kind: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import queue
 import resource
 import select
@@ -36,12 +35,13 @@ def _blocked_calls() -> dict[str, Callable[[StopEvent, Any], object]]:
 
     def queue_put(stop: StopEvent, timeout: Any) -> object:
         q: queue.Queue[int] = queue.Queue(maxsize=1)
-        q.put(0)
-        return queues.put(q, 1, timeout=timeout, stop=stop)
+        q.put_nowait(0)
+        queues.put(q, 1, timeout=timeout, stop=stop)
+        return None
 
     def lock(stop: StopEvent, timeout: Any) -> object:
         held = threading.Lock()
-        held.acquire()
+        held.acquire(False)
         return sync.acquire(held, timeout=timeout, stop=stop)
 
     def semaphore(stop: StopEvent, timeout: Any) -> object:
@@ -63,7 +63,8 @@ def _blocked_calls() -> dict[str, Callable[[StopEvent, Any], object]]:
         thread = threading.Thread(target=lambda: done.wait(LONG), daemon=True)
         thread.start()
         try:
-            return sync.join(thread, timeout=timeout, stop=stop)
+            sync.join(thread, timeout=timeout, stop=stop)
+            return None
         finally:
             done.set()
 
@@ -122,7 +123,9 @@ def test_a_huge_timeout_is_a_wait_ended_by_the_stop(name: str, timeout: Any) -> 
 @pytest.mark.parametrize("timeout", HUGE, ids=repr)
 def test_a_huge_timeout_in_an_http_request(timeout: Any) -> None:
     with HTTPServer() as server:
-        stop_while_blocked(lambda stop: http.get(server.url + "/silent", timeout=timeout, stop=stop))
+        stop_while_blocked(
+            lambda stop: http.get(server.url + "/silent", timeout=timeout, stop=stop)
+        )
 
 
 @pytest.mark.parametrize("timeout", HUGE, ids=repr)
@@ -363,7 +366,7 @@ def test_put_on_a_shut_down_queue_is_refused(maxsize: int) -> None:
 @pytest.mark.parametrize("immediate", [False, True])
 def test_shutdown_wakes_a_blocked_get_at_once(immediate: bool) -> None:
     q: queue.Queue[int] = queue.Queue()
-    thread, outcome = start_call(lambda: queues.get(q, timeout=LONG, stop=StopEvent()))
+    _thread, outcome = start_call(lambda: queues.get(q, timeout=LONG, stop=StopEvent()))
     wait_until(lambda: q.not_empty._waiters, what="the get to wait")  # type: ignore[attr-defined]
     q.shutdown(immediate=immediate)  # type: ignore[attr-defined]
     assert outcome.done.wait(WAKE_BOUND)
@@ -374,8 +377,8 @@ def test_shutdown_wakes_a_blocked_get_at_once(immediate: bool) -> None:
 @pytest.mark.usefixtures("no_polling")
 def test_shutdown_wakes_a_blocked_put_at_once_without_enqueueing() -> None:
     q: queue.Queue[int] = queue.Queue(maxsize=1)
-    q.put(0)
-    thread, outcome = start_call(lambda: queues.put(q, 1, timeout=LONG))
+    q.put_nowait(0)
+    _thread, outcome = start_call(lambda: queues.put(q, 1, timeout=LONG))
     wait_until(lambda: q.not_full._waiters, what="the put to wait")  # type: ignore[attr-defined]
     q.shutdown()  # type: ignore[attr-defined]
     assert outcome.done.wait(WAKE_BOUND)

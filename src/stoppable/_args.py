@@ -75,4 +75,3 @@ def check_mapping(value: object, name: str, *, optional: bool = False) -> None:
     """A mapping (or ``None`` where ``optional``)."""
     if not (isinstance(value, Mapping) or (optional and value is None)):
         raise TypeError(f"{name} must be a mapping, got {_show(value)}")
-

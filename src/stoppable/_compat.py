@@ -62,8 +62,8 @@ __all__ = [
     "condition_release_save",
     "condition_waiters",
     "event_cond",
-    "popen_waitpid_lock",
     "pool_result_event",
+    "popen_waitpid_lock",
     "queue_is_shutdown",
 ]
 
@@ -89,7 +89,7 @@ def _probe_condition() -> None:
                 lock.acquire()  # held twice: _release_save must release both levels
             assert cond._is_owned()  # type: ignore[attr-defined]
             waiter = threading.Lock()
-            waiter.acquire()
+            assert waiter.acquire(False)
             waiters = cond._waiters  # type: ignore[attr-defined]
             waiters.append(waiter)
             cond.notify()  # releases the waiter's lock and takes it off the queue
@@ -163,7 +163,7 @@ def _probe_shutdown() -> None:
     assert q.is_shutdown is True  # type: ignore[attr-defined]
     try:
         q.put_nowait(1)
-    except queue.ShutDown:  # type: ignore[attr-defined]
+    except queue.ShutDown:
         return
     raise AssertionError("put on a shut-down queue was accepted")
 
@@ -191,14 +191,14 @@ def _probe_semaphore() -> None:
         cond = semaphore._cond  # type: ignore[attr-defined]
         assert isinstance(cond, threading.Condition)
         with cond:
-            assert semaphore._value == 2  # type: ignore[attr-defined]
-            semaphore._value -= 1  # type: ignore[attr-defined]
+            assert semaphore._value == 2
+            semaphore._value -= 1
         assert semaphore.acquire(False)
         assert not semaphore.acquire(False)  # the count taken by hand was honoured
         semaphore.release()
         semaphore.release()
         with cond:
-            assert semaphore._value == 2  # type: ignore[attr-defined]
+            assert semaphore._value == 2
 
 
 SEMAPHORE_INTERNALS: bool = _check(_probe_semaphore)
@@ -210,7 +210,7 @@ def _probe_event() -> None:
     cond = event._cond  # type: ignore[attr-defined]
     assert isinstance(cond, threading.Condition)
     waiter = threading.Lock()
-    waiter.acquire()
+    assert waiter.acquire(False)
     with cond:
         cond._waiters.append(waiter)  # type: ignore[attr-defined]
     event.set()  # notifies the condition's waiters
@@ -228,8 +228,9 @@ def event_cond(event: threading.Event) -> threading.Condition:
 
 
 def _probe_pool_result() -> None:
+    pool: Any = _FakePool()
     result: multiprocessing.pool.ApplyResult[int] = multiprocessing.pool.ApplyResult(
-        _FakePool(), None, None
+        pool, None, None
     )
     event = result._event  # type: ignore[attr-defined]
     assert isinstance(event, threading.Event)
@@ -263,21 +264,21 @@ def _probe_future() -> None:
 
     done_states = (_base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
     future: Future[int] = Future()
-    assert isinstance(future._condition, threading.Condition)  # type: ignore[attr-defined]
-    assert future._state == _base.PENDING  # type: ignore[attr-defined]
+    assert isinstance(future._condition, threading.Condition)
+    assert future._state == _base.PENDING
     calls: list[object] = []
     future._done_callbacks.append(calls.append)  # type: ignore[attr-defined]
     waiter = threading.Lock()
-    waiter.acquire()
-    with future._condition:  # type: ignore[attr-defined]
+    assert waiter.acquire(False)
+    with future._condition:
         future._condition._waiters.append(waiter)  # type: ignore[attr-defined]
     future.set_result(1)
-    assert future._state in done_states  # type: ignore[attr-defined]
+    assert future._state in done_states
     assert calls == [future]
     assert not waiter.locked()
     cancelled: Future[int] = Future()
     assert cancelled.set_running_or_notify_cancel()
-    assert cancelled._state == _base.RUNNING  # type: ignore[attr-defined]
+    assert cancelled._state == _base.RUNNING
 
 
 FUTURE_INTERNALS: bool = CONDITION_PROTOCOL and _check(_probe_future)

@@ -133,7 +133,7 @@ class StopEvent:
         self._wakeup: _Wakeup | None = None
         # Waits holding the wake-up descriptor, plus one while fileno() pins it.
         self._fd_users = 0
-        self._finalizer: weakref.finalize[[], None] | None = None  # set while pinned
+        self._finalizer: weakref.finalize[[], StopEvent] | None = None  # set while pinned
 
     def __repr__(self) -> str:
         state = f"set, reason={self._reason!r}" if self._flag else "unset"

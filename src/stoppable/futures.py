@@ -115,6 +115,8 @@ def _is_done(future: Future[Any]) -> bool:
     if _INTERNALS:
         return future._state in _DONE
     return future.done()  # pragma: no cover - forced by the tests
+
+
 _RETURN_WHEN = (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION)
 
 
@@ -298,9 +300,7 @@ class _Watch:
     def _on_done(self, future: Future[Any]) -> None:
         # Runs in the thread that completed (or cancelled) the future, outside the
         # future's lock; or in watch(), for a future already done.
-        failed = (
-            self._track_failures and not future.cancelled() and future.exception(0) is not None
-        )
+        failed = self._track_failures and not future.cancelled() and future.exception(0) is not None
         with self.cond:
             self.finished.append(future)
             if failed:

@@ -73,8 +73,7 @@ import ssl
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from . import _resolve
-from . import _args
+from . import _args, _resolve
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import Limits, StopLike, _current_scope, begin, validate_stop
 from ._netio import DONTWAIT, POLLIN, POLLOUT, Op, RetryLater, run

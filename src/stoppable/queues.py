@@ -45,18 +45,21 @@ AnyQueue = Union[queue.Queue[T], queue.SimpleQueue[T], "multiprocessing.queues.Q
 _SLICED: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
 # queue.Queue waited on through its own hooks and conditions (see _compat), where
 # they are as relied on; otherwise through its public get/put, in polled slices.
-_Queue: type | tuple[()] = ()
+_Queue = queue.Queue  # bound once: get and put are hot paths
 _SLICED_PUT: tuple[type, ...] = ()
 
 
 def _use_internals(internals: bool) -> None:
     """Choose how a ``queue.Queue`` is waited on (at import; tests force the fallback)."""
-    global _Queue, _SLICED, _SLICED_PUT, _internals
+    global _SLICED, _SLICED_PUT, _internals
     _internals = internals
     sliced: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
-    _Queue = queue.Queue if internals else ()
     _SLICED = sliced if internals else (queue.Queue, *sliced)
-    _SLICED_PUT = (multiprocessing.queues.Queue,) if internals else (queue.Queue, multiprocessing.queues.Queue)
+    _SLICED_PUT = (
+        (multiprocessing.queues.Queue,)
+        if internals
+        else (queue.Queue, multiprocessing.queues.Queue)
+    )
 
 
 _internals = True
@@ -79,7 +82,7 @@ def get(q: AnyQueue[T], *, timeout: float, stop: StopLike | None = None) -> T:
     queue, and ``QueueEmptyDeadline`` (a ``queue.Empty``) when time runs out.
     """
     seconds = begin(timeout, stop)
-    if isinstance(q, _Queue):
+    if _internals and isinstance(q, _Queue):
         with q.not_empty:
             if not q._qsize():
                 if _SHUTDOWN:
@@ -112,7 +115,7 @@ def put(
     enqueued the item. An unbounded queue never waits, but a set stop still raises.
     """
     seconds = begin(timeout, stop)
-    if isinstance(q, _Queue):
+    if _internals and isinstance(q, _Queue):
         with q.not_full:
             if _SHUTDOWN and q.is_shutdown:  # type: ignore[attr-defined]
                 raise _ShutDown
@@ -121,7 +124,9 @@ def put(
                 wait_condition(
                     Limits(seconds, stop, "queue put"),
                     q.not_full,
-                    lambda: not 0 < room.maxsize <= room._qsize() or _compat.queue_is_shutdown(room),
+                    lambda: (
+                        not 0 < room.maxsize <= room._qsize() or _compat.queue_is_shutdown(room)
+                    ),
                     error=QueueFullDeadline,
                 )
                 if _SHUTDOWN and q.is_shutdown:  # type: ignore[attr-defined]
@@ -245,7 +250,7 @@ class take(Generic[T]):  # a context manager used like a function
         elif isinstance(q, queue.Queue):  # pragma: no cover - forced by the tests
             # The public put, without the internals: it may wait for room (the item
             # must not be dropped), and counts one more task, which task_done() evens.
-            q.put(item)  # noqa: STP100 - never drop the item; a getter frees room
+            q.put(item)  # the item is never dropped: a getter frees room
             q.task_done()
         else:
             q.put(item)
