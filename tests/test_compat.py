@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import multiprocessing.pool
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import urllib3.connection
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, queues, sync
+from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, net, queues, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
 
@@ -234,3 +237,53 @@ def test_condition_fallback_keeps_the_stop_level_triggered(fallback: str) -> Non
 
     with pytest.raises(Stopped):
         wait()
+
+
+def test_the_bare_socket_check_notices_a_changed_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _compat.BARE_SOCKET
+
+    def no_fileno(*args: object) -> object:
+        raise TypeError("socket() takes at most 3 arguments")  # as a changed _socket might
+
+    monkeypatch.setattr(_compat, "_socket", SimpleNamespace(socket=no_fileno))
+    assert not _compat._check(_compat._probe_bare_socket)
+
+
+@pytest.mark.parametrize("fallback", ["BARE_SOCKET"], indirect=True)
+def test_bare_socket_fallback(fallback: str) -> None:
+    # A socket with a timeout is driven through the shadow: send and receive still work,
+    # a stop still ends a blocked receive, and the socket stays usable afterwards.
+    a, b = socket.socketpair()
+    with a, b:
+        a.settimeout(5.0)
+        b.settimeout(5.0)
+        net.sendall(a, b"ping", timeout=LONG)
+        assert net.recv(b, 4, timeout=LONG) == b"ping"
+        stop_while_blocked(lambda stop: net.recv(b, 4, timeout=LONG, stop=stop))
+        a.sendall(b"again")
+        assert net.recv(b, 5, timeout=LONG) == b"again"
+        assert b.gettimeout() == 5.0
+
+
+def test_urllib3_hooks_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3.util.retry
+
+    _compat.check_urllib3()  # present in the urllib3 installed
+    assert _compat.urllib3_match_hostname() is urllib3.connection._match_hostname
+    monkeypatch.delattr(urllib3.util.retry.Retry, "_sleep_backoff")
+    with pytest.raises(ImportError, match=r"Retry\._sleep_backoff"):
+        _compat.check_urllib3()
+
+
+def test_urllib3_match_hostname_falls_back_to_the_public_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from urllib3.util.ssl_match_hostname import CertificateError, match_hostname
+
+    monkeypatch.delattr(urllib3.connection, "_match_hostname")
+    check = _compat.urllib3_match_hostname()
+    assert check is match_hostname
+    cert: Any = {"subjectAltName": (("DNS", "example.com"),)}
+    check(cert, "example.com")
+    with pytest.raises(CertificateError):
+        check(cert, "other.example")

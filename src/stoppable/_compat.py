@@ -26,14 +26,24 @@ internal                               used by                      fallback
 ``Future._condition``, ``_state``,     ``futures``                  ``Future.result``/
 ``_done_callbacks``                                                 ``wait`` in slices
 ``Popen._waitpid_lock``                ``process``                  ``Popen.poll`` only
+``_socket.socket`` on a borrowed fd    ``_netio`` (a non-blocking   ``socket.socket`` on
+                                       shadow of a socket)          the fd
+urllib3 hooks overridden:              ``http``, ``_httpio``        none: the import
+``HTTPResponse._error_catcher``,                                    fails, naming the
+``Retry._sleep_backoff``,                                           missing hook
+``HTTPConnection._new_conn``,
+``HTTPConnectionPool._get_conn``,
+``_put_conn``
+``urllib3.connection._match_hostname`` ``_httpio``                  ``urllib3.util.ssl_
+                                                                    match_hostname``
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
 the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
-other use goes through the functions here. urllib3's private parts (the pool and
-response hooks that ``stoppable.http`` overrides, ``_match_hostname``) are checked
-by ``stoppable._httpio`` against the same rule, as they load only with the HTTP
-family.
+other use goes through the functions here. urllib3's parts are checked by
+``check_urllib3()``, which the HTTP family calls when it is imported (urllib3 is not
+loaded before). An overridden hook that urllib3 no longer calls would silently leave
+requests unbounded, so there the only correct fallback is to refuse to load.
 
 The tests check each flag is true on every supported Python, and force each
 fallback to prove it correct.
@@ -41,8 +51,11 @@ fallback to prove it correct.
 
 from __future__ import annotations
 
+import _socket
 import multiprocessing.pool
+import os
 import queue
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -50,6 +63,7 @@ from concurrent.futures import Future
 from typing import Any
 
 __all__ = [
+    "BARE_SOCKET",
     "CONDITION_PROTOCOL",
     "EVENT_COND",
     "FUTURE_INTERNALS",
@@ -57,6 +71,8 @@ __all__ = [
     "QUEUE_INTERNALS",
     "QUEUE_SHUTDOWN",
     "SEMAPHORE_INTERNALS",
+    "bare_socket",
+    "check_urllib3",
     "condition_acquire_restore",
     "condition_is_owned",
     "condition_release_save",
@@ -299,3 +315,81 @@ def popen_waitpid_lock(popen: subprocess.Popen[Any]) -> Any:
     if lock is None or not callable(getattr(lock, "acquire", None)):
         return None
     return lock
+
+
+# --- _socket.socket: a second socket object on a borrowed descriptor ---------------------
+
+
+def _probe_bare_socket() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(1.0)
+        bare = _socket.socket(a.family, a.type, a.proto, a.fileno())
+        try:
+            bare.settimeout(0.0)
+            assert bare.send(b"x") == 1
+            assert b.recv(1) == b"x"
+            assert a.gettimeout() is None  # the borrowed socket's own mode is untouched
+        finally:
+            assert bare.detach() == a.fileno()
+        os.fstat(a.fileno())  # still open: detach() gave the descriptor back
+
+
+BARE_SOCKET: bool = _check(_probe_bare_socket)
+"""``_socket.socket(family, type, proto, fd)`` borrows ``fd``, and ``detach()`` returns it."""
+
+
+def bare_socket(family: int, type: int, proto: int, fd: int) -> Any:
+    """A socket object on ``fd`` without ``socket.socket``'s Python layer; ``detach()`` it.
+
+    The public ``socket.socket`` on the same descriptor where ``_socket`` is not as
+    relied on (slower to make, same behaviour).
+    """
+    if BARE_SOCKET:
+        return _socket.socket(family, type, proto, fd)
+    return socket.socket(family, type, proto, fd)  # pragma: no cover - forced by the tests
+
+
+# --- urllib3 -------------------------------------------------------------------------------
+
+# (module, class, method): the hooks stoppable.http overrides, which urllib3 must call.
+URLLIB3_HOOKS = (
+    ("urllib3.response", "HTTPResponse", "_error_catcher"),
+    ("urllib3.util.retry", "Retry", "_sleep_backoff"),
+    ("urllib3.connection", "HTTPConnection", "_new_conn"),
+    ("urllib3.connectionpool", "HTTPConnectionPool", "_get_conn"),
+    ("urllib3.connectionpool", "HTTPConnectionPool", "_put_conn"),
+)
+
+
+def check_urllib3() -> None:
+    """Refuse to load the HTTP family on a urllib3 without the hooks it overrides."""
+    import importlib
+
+    missing = []
+    for module_name, class_name, method in URLLIB3_HOOKS:
+        module = importlib.import_module(module_name)
+        if not callable(getattr(getattr(module, class_name, None), method, None)):
+            missing.append(f"{module_name}.{class_name}.{method}")
+    if missing:
+        raise ImportError(
+            "stoppable.http needs urllib3's private hooks "
+            f"{', '.join(missing)}, which this urllib3 does not have: a deadline or "
+            "stop could not be enforced. Use a urllib3 version stoppable supports."
+        )
+
+
+def urllib3_match_hostname() -> Callable[[Any, str, bool], None]:
+    """urllib3's hostname check for a peer certificate (raises on a mismatch).
+
+    ``urllib3.connection._match_hostname`` (which also attaches the certificate to
+    the error) where it exists; otherwise the public function it wraps.
+    """
+    import urllib3.connection
+
+    private = getattr(urllib3.connection, "_match_hostname", None)
+    if callable(private):
+        return private  # type: ignore[no-any-return]
+    from urllib3.util.ssl_match_hostname import match_hostname  # pragma: no cover
+
+    return match_hostname  # pragma: no cover

@@ -52,7 +52,7 @@ import urllib3.response
 import urllib3.util.ssl_
 from urllib3.util.retry import Retry
 
-from . import net, queues
+from . import _compat, net, queues
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     Limits,
@@ -64,6 +64,9 @@ from ._limits import (
 )
 from ._netio import Waiter, wait_ready
 from ._wait import wait_condition
+
+_compat.check_urllib3()  # the hooks below override must exist (see _compat)
+_match_hostname = _compat.urllib3_match_hostname()
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -1032,7 +1035,7 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             and self.assert_hostname is not False
         ):
             cert: Any = tls.getpeercert()
-            urllib3.connection._match_hostname(
+            _match_hostname(
                 cert,
                 self.assert_hostname or hostname,
                 bool(getattr(context, "hostname_checks_common_name", False)),

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _limits
+from . import _compat, _limits
 from ._errors import DeadlineExceeded
 from ._limits import Limits
 from ._wait import NOT_YET, WAKE_BY_FD, NotYet, StopFds, wait_loop
@@ -245,7 +245,9 @@ def _shadow(sock: socket.socket) -> _socket.socket:
     fd = sock.fileno()
     if fd < 0:
         raise OSError(errno.EBADF, "Bad file descriptor (the socket is closed)")
-    shadow = _socket.socket(sock.family, sock.type | _SOCK_NONBLOCK, sock.proto, fd)
+    shadow: _socket.socket = _compat.bare_socket(
+        sock.family, sock.type | _SOCK_NONBLOCK, sock.proto, fd
+    )
     if not _SOCK_NONBLOCK and shadow.gettimeout() != 0.0:  # pragma: no cover - not Linux
         shadow.settimeout(0.0)  # the fd is non-blocking already: this changes nothing shared
     return shadow
