@@ -20,7 +20,16 @@ import stoppable
 from stoppable import StopEvent, Stopped, futures, http, net, process, queues, sync
 
 from .http_servers import HTTPServer
-from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, stop_while_blocked, wait_until
+from .support import (
+    LONG,
+    SHORT,
+    WAKE_BOUND,
+    open_fds,
+    start_call,
+    stop_while_blocked,
+    wait_until,
+    wait_until_blocked,
+)
 
 # --- any finite timeout is a wait ----------------------------------------------------
 
@@ -126,6 +135,16 @@ def test_a_huge_timeout_in_an_http_request(timeout: Any) -> None:
         stop_while_blocked(
             lambda stop: http.get(server.url + "/silent", timeout=timeout, stop=stop)
         )
+
+
+@pytest.mark.parametrize("timeout", HUGE, ids=repr)
+def test_a_huge_timeout_in_stop_event_wait(timeout: Any) -> None:
+    event = StopEvent()
+    thread, outcome = start_call(lambda: event.wait(timeout))
+    wait_until_blocked(thread)
+    event.set()
+    assert outcome.done.wait(WAKE_BOUND)
+    assert outcome.result is True, outcome.error
 
 
 @pytest.mark.parametrize("timeout", HUGE, ids=repr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
@@ -202,13 +203,20 @@ class StopEvent:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set or until ``timeout`` seconds pass; return ``is_set()``.
 
-        Same as ``threading.Event.wait``, including ``timeout=None`` for no limit.
+        Same as ``threading.Event.wait``, including ``timeout=None`` for no limit; a
+        timeout longer than a lock can wait (``threading.TIMEOUT_MAX``) is waited in
+        parts rather than refused.
         """
         with self._lock:
             if not self._flag:
                 if self._cond is None:
                     self._cond = threading.Condition(self._lock)
-                self._cond.wait(timeout)
+                if timeout is None or timeout <= threading.TIMEOUT_MAX:
+                    self._cond.wait(timeout)
+                else:
+                    deadline = time.monotonic() + timeout
+                    while not self._flag and (left := deadline - time.monotonic()) > 0:
+                        self._cond.wait(min(left, threading.TIMEOUT_MAX))
             return self._flag
 
     def add_callback(self, callback: Callable[[], object]) -> CallbackHandle:
