@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all demo bench lint typecheck clean
+.PHONY: test test-all venvs-all demo bench lint typecheck clean
 
 # `make test-all`: the test suite on every supported Python, each in its own venv
 # (.venv-3.10 ...), from pyenv. A missing interpreter fails, it is not skipped. ruff
@@ -32,21 +32,25 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest
 
-test-all:
-	@set -e; for version in $(filter-out $(SKIP_PYTHONS),$(ALL_PYTHONS)); do \
-		python=$(PYENV_ROOT)/versions/$$version/bin/python; \
-		if [ ! -x "$$python" ]; then \
-			echo "make test-all: Python $$version is missing ($$python)" >&2; exit 1; \
-		fi; \
-		venv=.venv-$${version%.*}; \
-		if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
-			rm -rf $$venv; \
-			"$$python" -m venv $$venv; \
-			$$venv/bin/python -m pip install --quiet --upgrade pip; \
-			$$venv/bin/python -m pip install --quiet -e '.[test]'; \
-			touch $$venv/.installed; \
-		fi; \
-		echo "== Python $$version ($$venv)"; \
+# One venv per interpreter: .venv-3.10 for 3.10.13, and so on.
+TEST_ALL_VENVS = $(foreach v,$(filter-out $(SKIP_PYTHONS),$(ALL_PYTHONS)),.venv-$(basename $(v)))
+
+.venv-%/.installed: pyproject.toml
+	@version="$(filter $*.%,$(ALL_PYTHONS))"; python="$(PYENV_ROOT)/versions/$$version/bin/python"; \
+	if [ -z "$$version" ] || [ ! -x "$$python" ]; then \
+		echo "make test-all: Python $* is missing ($(PYENV_ROOT)/versions/$$version)" >&2; exit 1; \
+	fi; \
+	rm -rf .venv-$*; \
+	"$$python" -m venv .venv-$*; \
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip; \
+	.venv-$*/bin/python -m pip install --quiet -e '.[test]'; \
+	touch $@
+
+venvs-all: $(addsuffix /.installed,$(TEST_ALL_VENVS))
+
+test-all: venvs-all
+	@set -e; for venv in $(TEST_ALL_VENVS); do \
+		echo "== $$($$venv/bin/python --version) ($$venv)"; \
 		$$venv/bin/python -m pytest -q -p no:cacheprovider; \
 	done
 
