@@ -263,9 +263,10 @@ def _wait_barrier(call: Limits, barrier: threading.Barrier) -> int:
     watcher = _PolledStopWatcher(call, abort) if call.has_polled_stop() else None
     try:
         try:
-            # Clamped to what a lock accepts (292 years), not to MAX_BLOCK: a
-            # Barrier.wait that times out breaks the barrier, so it cannot be resumed.
-            index = barrier.wait(timeout=min(max(call.remaining(), 0.0), threading.TIMEOUT_MAX))
+            # Clamped to half what a lock accepts (146 years: Barrier.wait adds and
+            # subtracts the clock, whose rounding must not push it over), not to
+            # MAX_BLOCK: a Barrier.wait that times out breaks the barrier for good.
+            index = barrier.wait(timeout=min(max(call.remaining(), 0.0), _BARRIER_MAX))
         finally:
             with finished:
                 done = True
@@ -280,6 +281,9 @@ def _wait_barrier(call: Limits, barrier: threading.Barrier) -> int:
         if watcher is not None:
             watcher.close()
     return index
+
+
+_BARRIER_MAX = threading.TIMEOUT_MAX / 2
 
 
 class _PolledStopWatcher:
