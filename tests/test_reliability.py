@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import queue
 import resource
 import select
@@ -266,10 +268,8 @@ def _eventfds() -> int:
     """How many eventfds this process has open."""
     count = 0
     for name in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own one)
             count += os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventfd]"
-        except OSError:  # closed meanwhile (the listing's own descriptor, among others)
-            pass
     return count
 
 
