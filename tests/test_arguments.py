@@ -513,3 +513,17 @@ def teardown_module() -> None:
     if _THREAD_POOL is not None:
         _THREAD_POOL.terminate()
         _THREAD_POOL.join()  # noqa: STP102 - terminated just above
+
+
+@pytest.mark.parametrize("bad", [5, [65, 66], object()], ids=repr)
+def test_run_refuses_input_that_is_not_bytes_like_before_starting_a_child(bad: object) -> None:
+    children = _children()
+    with pytest.raises(TypeError, match="input"):
+        process.run(["cat"], timeout=LONG, input=bad, capture_output=True)
+    assert _children() <= children
+
+
+@pytest.mark.parametrize("good", [b"AB", bytearray(b"AB"), memoryview(b"AB")], ids=repr)
+def test_run_takes_any_bytes_like_input(good: object) -> None:
+    done = process.run(["cat"], timeout=LONG, input=good, capture_output=True)
+    assert done.stdout == b"AB"
