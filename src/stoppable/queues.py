@@ -45,15 +45,23 @@ AnyQueue = Union[queue.Queue[T], queue.SimpleQueue[T], "multiprocessing.queues.Q
 _SLICED: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
 # queue.Queue waited on through its own hooks and conditions (see _compat), where
 # they are as relied on; otherwise through its public get/put, in polled slices.
-_Queue = queue.Queue  # bound once: get and put are hot paths
+
+
+class _NoQueue:
+    """Matches no queue: ``_Queue`` when the fallback is in force."""
+
+
+_Queue: type[queue.Queue[Any]] = queue.Queue  # bound once: get and put are hot paths
 _SLICED_PUT: tuple[type, ...] = ()
+_internals = True
 
 
 def _use_internals(internals: bool) -> None:
     """Choose how a ``queue.Queue`` is waited on (at import; tests force the fallback)."""
-    global _SLICED, _SLICED_PUT, _internals
+    global _Queue, _SLICED, _SLICED_PUT, _internals
     _internals = internals
     sliced: tuple[type, ...] = (queue.SimpleQueue, multiprocessing.queues.Queue)
+    _Queue = queue.Queue if internals else _NoQueue  # type: ignore[assignment]
     _SLICED = sliced if internals else (queue.Queue, *sliced)
     _SLICED_PUT = (
         (multiprocessing.queues.Queue,)
@@ -62,7 +70,6 @@ def _use_internals(internals: bool) -> None:
     )
 
 
-_internals = True
 _use_internals(_compat.QUEUE_INTERNALS)
 _SHUTDOWN = _compat.QUEUE_SHUTDOWN
 _ShutDown: type[BaseException] = getattr(queue, "ShutDown", Exception)
@@ -82,7 +89,7 @@ def get(q: AnyQueue[T], *, timeout: float, stop: StopLike | None = None) -> T:
     queue, and ``QueueEmptyDeadline`` (a ``queue.Empty``) when time runs out.
     """
     seconds = begin(timeout, stop)
-    if _internals and isinstance(q, _Queue):
+    if isinstance(q, _Queue):
         with q.not_empty:
             if not q._qsize():
                 if _SHUTDOWN:
@@ -115,7 +122,7 @@ def put(
     enqueued the item. An unbounded queue never waits, but a set stop still raises.
     """
     seconds = begin(timeout, stop)
-    if _internals and isinstance(q, _Queue):
+    if isinstance(q, _Queue):
         with q.not_full:
             if _SHUTDOWN and q.is_shutdown:  # type: ignore[attr-defined]
                 raise _ShutDown
