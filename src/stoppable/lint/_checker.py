@@ -28,6 +28,7 @@ from typing import Any
 
 from stoppable.lint import _signatures as sig
 from stoppable.lint._judge import DONTWAIT, Judge
+from stoppable.lint._reexports import SiblingResolver
 from stoppable.lint._signatures import Spec
 from stoppable.lint._values import (
     NONE,
@@ -60,8 +61,12 @@ class Checker(Judge):
         wrappers: Mapping[str, str] | None = None,
         assume_socket_default_timeout: bool = False,
         codes: frozenset[str] | None = None,
+        presets: tuple[str, ...] = (),
+        resolver: SiblingResolver | None = None,
     ) -> None:
         super().__init__(
+            presets=presets,
+            resolver=resolver,
             strict=strict,
             module=module,
             is_package=is_package,
@@ -474,8 +479,19 @@ class Checker(Judge):
         return None
 
     def e_binop(self, node: ast.BinOp) -> Value:
-        left = self.expr(node.left)
-        right = self.expr(node.right)
+        # ``'s' + 's' + ...`` nests one BinOp per term down the left side: walk that
+        # spine in a loop, so a long sum costs no recursion.
+        spine = [node]
+        while type(spine[-1].left) is ast.BinOp:
+            spine.append(spine[-1].left)
+        value = self.expr(spine[-1].left)
+        for op in reversed(spine):
+            right = self.expr(op.right)
+            value = self.combine(op, value, right)
+        return value
+
+    @staticmethod
+    def combine(node: ast.BinOp, left: Value, right: Value) -> Value:
         if isinstance(node.op, ast.BitOr):
             # Flags combined with MSG_DONTWAIT stay non-blocking (PEEK_NOW = A | DONTWAIT).
             for side in (left, right):

@@ -11,6 +11,8 @@ import ast
 from collections.abc import Mapping
 
 from stoppable.lint import _signatures as sig
+from stoppable.lint._presets import PRESETS
+from stoppable.lint._reexports import SiblingResolver
 from stoppable.lint._rules import SITE_RULES
 from stoppable.lint._signatures import Spec
 from stoppable.lint._values import (
@@ -76,8 +78,12 @@ class Inference:
         wrappers: Mapping[str, str] | None = None,
         assume_socket_default_timeout: bool = False,
         codes: frozenset[str] | None = None,
+        presets: tuple[str, ...] = (),
+        resolver: SiblingResolver | None = None,
     ) -> None:
         self.strict = strict
+        self.resolver = resolver
+        self.presets = frozenset(presets)
         self.module = module
         self.package = module if is_package else (module.rpartition(".")[0] if module else None)
         self.assume_default = assume_socket_default_timeout
@@ -85,6 +91,13 @@ class Inference:
         self.methods: dict[str, dict[str, Spec]] = {k: dict(v) for k, v in sig.METHODS.items()}
         self.constructors = dict(sig.CONSTRUCTORS)
         self.user_types: set[str] = set()
+        for preset_name in presets:
+            preset = PRESETS[preset_name]
+            self.functions.update(preset.functions)
+            self.constructors.update(preset.constructors)
+            for type_name, specs in preset.methods.items():
+                self.methods.setdefault(type_name, {}).update(specs)
+            self.user_types |= preset.types()
         for name, spec in (blocking_calls or {}).items():
             self.functions[name] = spec
             owner, _, method = name.rpartition(".")

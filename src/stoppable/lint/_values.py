@@ -198,5 +198,6 @@ class RawFinding:
     socket_default: bool = False
     #: Dropped if this module-level name (read as ``None``) is bound more than once.
     none_name: str | None = None
-    #: The qualified name of the call, for ``--fix`` (which calls it may edit).
-    qualname: str = ""
+    #: ``--fix`` can add the timeout: "empty" for a call without arguments, "args" for
+    #: one with some; "" when the call is not one it edits.
+    fix_call: str = ""
