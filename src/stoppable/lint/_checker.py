@@ -31,6 +31,7 @@ from stoppable.lint._judge import DONTWAIT, Judge
 from stoppable.lint._reexports import SiblingResolver
 from stoppable.lint._signatures import Spec
 from stoppable.lint._values import (
+    MISSING,
     NONE,
     PENDING,
     Inst,
@@ -46,6 +47,18 @@ from stoppable.lint._values import (
 __all__ = ["Checker", "RawFinding"]
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
+_TASK_DECORATORS = frozenset({"task", "shared_task"})
+_EXECUTOR = "concurrent.futures.Executor"
+
+
+def _method_call(stmt: ast.stmt | None, name: str) -> ast.Call | None:
+    """The call in a statement ``x.name(...)``, if that is what the statement is."""
+    if type(stmt) is not ast.Expr:
+        return None
+    call = stmt.value
+    if type(call) is ast.Call and type(call.func) is ast.Attribute and call.func.attr == name:
+        return call
+    return None
 
 
 class Checker(Judge):
@@ -103,6 +116,9 @@ class Checker(Judge):
             ast.Continue: self.s_pass,
             ast.Match: self.s_match,
         }
+        #: Values returned so far by each function body being walked (innermost last).
+        self.returned: list[list[Value]] = []
+        self.funcs: dict[int, UserFunc] = {}
         try_star = getattr(ast, "TryStar", None)
         if try_star is not None:
             self._stmt[try_star] = self.s_try
@@ -158,12 +174,34 @@ class Checker(Judge):
 
     def stmts(self, body: list[ast.stmt]) -> None:
         handlers = self._stmt
+        for index, node in enumerate(body):
+            if type(node) is ast.Try and node.finalbody:
+                self.mark_released(node, body[index - 1] if index else None)
         for node in body:
             handler = handlers.get(type(node))
             if handler is not None:
                 handler(node)
             else:
                 self.generic(node)
+
+    def mark_released(self, node: ast.Try, before: ast.stmt | None) -> None:
+        """``lock.acquire()`` then ``try: ... finally: lock.release()`` is ``with lock:``."""
+        released = set()
+        for stmt in node.finalbody:
+            call = _method_call(stmt, "release")
+            if call is not None:
+                released.add(ast.dump(call.func.value))  # type: ignore[attr-defined]
+        if not released:
+            return
+        for candidate in (before, node.body[0] if node.body else None):
+            call = _method_call(candidate, "acquire")
+            if (
+                call is not None
+                and not call.args
+                and not call.keywords
+                and ast.dump(call.func.value) in released  # type: ignore[attr-defined]
+            ):
+                self.released.add(id(call))
 
     def generic(self, node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -179,8 +217,9 @@ class Checker(Judge):
         self.expr(node.value)
 
     def s_value(self, node: ast.Return) -> None:
-        if node.value is not None:
-            self.expr(node.value)
+        value = self.expr(node.value) if node.value is not None else None
+        if self.returned:
+            self.returned[-1].append(value)
 
     def s_raise(self, node: ast.Raise) -> None:
         if node.exc is not None:
@@ -239,19 +278,27 @@ class Checker(Judge):
         item: Value = None
         if isinstance(iterated, Inst) and iterated.type in sig.ITERATES:
             item = Inst(sig.ITERATES[iterated.type])
+        elif isinstance(iterated, Inst) and iterated.items is not None:
+            item = iterated.items
         self.bind(node.target, item)
         self.stmts(node.body)
         self.stmts(node.orelse)
 
     def s_with(self, node: ast.With | ast.AsyncWith) -> None:
+        entered = []
         for item in node.items:
             value = self.expr(item.context_expr)
+            entered.append(value)
             if item.optional_vars is not None:
                 # Known clients and pools return themselves from __enter__.
                 self.bind(
                     item.optional_vars, value if isinstance(value, (Inst, *PENDING)) else None
                 )
         self.stmts(node.body)
+        for value in entered:
+            if isinstance(value, Inst) and _EXECUTOR in sig.lineage(value.type):
+                # The executor's __exit__ waited for every task: its futures are done.
+                value.done = True
 
     def s_try(self, node: ast.Try) -> None:
         self.stmts(node.body)
@@ -292,7 +339,7 @@ class Checker(Judge):
                 for name in self.star_names(base):
                     self.set_name(name, Sym(sig.canonical(f"{base}.{name}")))
                 continue
-            self.set_name(alias.asname or alias.name, Sym(sig.canonical(f"{base}.{alias.name}")))
+            self.set_name(alias.asname or alias.name, Sym(self.reexported(base, alias.name)))
 
     def absolute(self, module: str | None, level: int) -> str:
         if level == 0:
@@ -324,7 +371,8 @@ class Checker(Judge):
             if kw_default is not None:
                 self.expr(kw_default)
         returns = self.annotation(node.returns) if node.returns is not None else None
-        func = UserFunc(returns)
+        func = UserFunc(returns, node if node.returns is None else None)
+        self.funcs[id(node)] = func
         scope = self.scope
         cls = self.class_stack[-1] if scope.is_class and self.class_stack else None
         if cls is not None:
@@ -336,7 +384,12 @@ class Checker(Judge):
             parent = scope.parent or self.module_scope
             self.deferred.append((node, parent, None if "staticmethod" in decorators else cls))
             return
-        self.set_name(node.name, func)
+        if "celery" in self.presets and _TASK_DECORATORS & {
+            self.decorator_name(d) for d in node.decorator_list
+        }:
+            self.set_name(node.name, Inst("celery.app.task.Task", origin=False))
+        else:
+            self.set_name(node.name, func)
         self.deferred.append((node, scope, None))
 
     @staticmethod
@@ -373,11 +426,33 @@ class Checker(Judge):
             scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
         for arg in args.kwonlyargs:
             scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
+        # ``def run(cmd, popen=subprocess.Popen)``: the default is what is called.
+        defaults = [
+            *zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True),
+            *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d),
+        ]
+        for arg, default in defaults:
+            if scope.vars.get(arg.arg) is None and type(default) in (ast.Name, ast.Attribute):
+                value = self.static(default)
+                if isinstance(value, Sym):
+                    scope.vars[arg.arg] = value
         if args.vararg is not None:
             scope.vars[args.vararg.arg] = None
         if args.kwarg is not None:
             scope.vars[args.kwarg.arg] = None
+        self.returned.append([])
         self.stmts(node.body)
+        values = self.returned.pop()
+        func = self.funcs.get(id(node))
+        if func is not None and func.node is not None and values:
+            # No annotation: what every ``return`` gives, when they agree on one type.
+            returned = values[0]
+            if (
+                isinstance(returned, Inst)
+                and not returned.selfref
+                and all(isinstance(v, Inst) and v.type == returned.type for v in values)
+            ):
+                func.returns = returned
         self.scope = saved
 
     def s_class(self, node: ast.ClassDef) -> None:
@@ -407,7 +482,24 @@ class Checker(Judge):
             if not isinstance(value, UserFunc):
                 cls.class_attrs.setdefault(name, value)
         self.scope = saved
+        if known is not None and sig.REQUEST_HANDLERS & set(sig.lineage(known)):
+            self.request_socket(cls)
         self.set_name(node.name, cls)
+
+    def request_socket(self, cls: UserClass) -> None:
+        """A socketserver handler's ``self.request``: the accepted connection.
+
+        ``StreamRequestHandler.setup()`` gives it the class's ``timeout`` when that is
+        set (to anything but None); otherwise it has none, like any accepted socket.
+        """
+        timeout = MISSING
+        for owner in cls.mro():
+            if "timeout" in owner.class_attrs:
+                timeout = owner.class_attrs["timeout"]
+                break
+        stream = "socketserver.StreamRequestHandler" in sig.lineage(cls.type_name)
+        bounded = stream and timeout is not MISSING and timeout is not NONE
+        cls.attrs.setdefault("request", Inst("socket.socket", bounded=bounded))
 
     def set_name(self, name: str, value: Value) -> None:
         scope = self.scope
@@ -474,9 +566,17 @@ class Checker(Judge):
         return Tup(items)
 
     def e_elts(self, node: ast.List | ast.Set) -> Value:
-        for elt in node.elts:
-            self.expr(elt)
-        return None
+        values = [self.expr(elt) for elt in node.elts]
+        if type(node) is not ast.List:
+            return None
+        # A list of instances of one type, or an empty list to append them to.
+        first = values[0] if values else None
+        if values and not (
+            isinstance(first, Inst)
+            and all(isinstance(v, Inst) and v.type == first.type for v in values)
+        ):
+            return None
+        return Inst("builtins.list", items=first if isinstance(first, Inst) else None)
 
     def e_binop(self, node: ast.BinOp) -> Value:
         # ``'s' + 's' + ...`` nests one BinOp per term down the left side: walk that
@@ -589,12 +689,15 @@ class Checker(Judge):
             self.bind(generator.target, None)
             for condition in generator.ifs:
                 self.expr(condition)
+        element: Value = None
         if isinstance(node, ast.DictComp):
             self.expr(node.key)
             self.expr(node.value)
         else:
-            self.expr(node.elt)
+            element = self.expr(node.elt)
         self.scope = saved
+        if isinstance(element, Inst) and not isinstance(node, ast.DictComp):
+            return Inst("builtins.list", items=element)
         return None
 
     def e_namedexpr(self, node: ast.NamedExpr) -> Value:
@@ -624,7 +727,9 @@ class Checker(Judge):
             return self.call_getattr(node)
         func_value = self.expr(func)
         for arg in node.args:
-            self.expr(arg)
+            value = self.expr(arg)
+            if value is not None:
+                self.arg_values[id(arg)] = value
         for keyword in node.keywords:
             self.expr(keyword.value)
         return self.dispatch(node, func_value, awaited)

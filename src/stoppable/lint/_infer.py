@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from stoppable.lint import _signatures as sig
 from stoppable.lint._presets import PRESETS
 from stoppable.lint._reexports import SiblingResolver
-from stoppable.lint._rules import SITE_RULES
+from stoppable.lint._rules import SITE_RULES, Site
 from stoppable.lint._signatures import Spec
 from stoppable.lint._values import (
     CONFLICT,
@@ -133,6 +133,12 @@ class Inference:
         self.class_stack: list[UserClass] = []
         self.awaited: ast.AST | None = None
         self.annotation_cache: dict[str, ast.expr | None] = {}
+        #: The value each call argument evaluated to (by node id), for list.append().
+        self.arg_values: dict[int, Value] = {}
+        #: ``settimeout(None)`` calls waiting for a blocking call on the same socket.
+        self.unbounded_setters: dict[int, list[tuple[Site, str | None]]] = {}
+        #: ``lock.acquire()`` calls released in a ``finally`` (spelled-out ``with lock:``).
+        self.released: set[int] = set()
 
     def lookup(self, name: str) -> Value:
         scope: Scope | None = self.scope
@@ -177,7 +183,8 @@ class Inference:
             return None
         kind = type(base)
         if kind is Sym:
-            return Sym(sig.canonical(f"{base.name}.{name}"))  # type: ignore[union-attr]
+            assert isinstance(base, Sym)
+            return Sym(self.reexported(base.name, name))
         if kind is Inst:
             assert isinstance(base, Inst)
             cls = base.cls
@@ -203,6 +210,16 @@ class Inference:
         if kind in PENDING:
             return PendingMethod(base, name)
         return None
+
+    def reexported(self, module: str, name: str) -> str:
+        """``module.name``, through one level of re-export within the checked package."""
+        qualname = sig.canonical(f"{module}.{name}")
+        if self.resolver is None or qualname in self.functions or qualname in self.known_types:
+            return qualname
+        exports = self.resolver.exports(module)
+        if exports is not None and name in exports:
+            return sig.canonical(exports[name])
+        return qualname
 
     def has_method(self, type_name: str, name: str) -> bool:
         for owner in sig.lineage(type_name):

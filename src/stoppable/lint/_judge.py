@@ -11,6 +11,7 @@ import ast
 import math
 
 from stoppable.lint import _signatures as sig
+from stoppable.lint._fix import fixable
 from stoppable.lint._infer import Inference
 from stoppable.lint._rules import Site, Status
 from stoppable.lint._signatures import Spec
@@ -18,6 +19,7 @@ from stoppable.lint._timeouts import (
     find_arg,
     httpx_timeout,
     literal_bool,
+    literal_zero,
     nonpositive,
     urllib3_timeout,
 )
@@ -37,6 +39,8 @@ from stoppable.lint._values import (
 
 DONTWAIT = "socket.MSG_DONTWAIT"
 _INFINITY = frozenset({"math.inf"})
+#: Bytes a fresh socketpair() takes without a reader (its buffers hold far more).
+SMALL_WRITE = 4096
 
 
 class Judge(Inference):
@@ -107,16 +111,76 @@ class Judge(Inference):
     def call_method(self, node: ast.Call, inst: Inst, name: str, awaited: bool = False) -> Value:
         found = self.method(inst.type, name)
         cls = inst.cls
+        if inst.type == "builtins.list":
+            self.list_method(node, inst, name)
+            return None
         if found is not None:
             _, spec = found
             if cls is not None and (cls.defines(name) or any(cls.defines(v) for v in spec.via)):
                 return None
-            self.judge(node, f"{inst.type}.{name}", spec, inst)
+            if id(node) in self.released and name == "acquire":
+                pass  # released in a finally: the spelled-out ``with lock:``
+            elif not self.cannot_block(node, inst, name, spec):
+                self.judge(node, f"{inst.type}.{name}", spec, inst)
         elif self.strict and not awaited and self.unknown_type(inst):
             self.unknown_call(node, name)
+        if name in sig.FINISHERS.get(inst.type, ()):
+            inst.done = True
+        elif name == "listen" and sig.is_socket(inst.type):
+            inst.listening = True
         returns = sig.method_returns(inst.type, name)
         if returns is not None:
-            return self.make_result(node, f"{inst.type}.{name}", returns, inst)
+            result = self.make_result(node, f"{inst.type}.{name}", returns, inst)
+            if (isinstance(result, Inst) and name == "submit") or (
+                isinstance(result, Inst) and name == "getsockname"
+            ):
+                result.owner = inst
+            return result
+        return None
+
+    def list_method(self, node: ast.Call, inst: Inst, name: str) -> None:
+        # ``threads.append(Thread(...))``: the list now holds that kind of instance.
+        if name in ("append", "insert") and node.args:
+            item = self.arg_values.get(id(node.args[-1]))
+            if isinstance(item, Inst) and inst.origin:
+                inst.items = item
+
+    def cannot_block(self, node: ast.Call, inst: Inst, name: str, spec: Spec) -> bool:
+        """Whether the receiver's state makes this call return at once."""
+        if inst.done or (inst.owner is not None and inst.owner.done):
+            # A future of an executor whose ``with`` block ended, a killed process.
+            return spec.kind in ("call", "none") and spec.effect is None
+        if spec.state != "socket":
+            return False
+        if name == "connect" and node.args:
+            listener = self.address_owner(node.args[0])
+            if listener is not None and listener.origin and listener.listening:
+                # A connect to a listener of this very code completes from its backlog.
+                listener.peer_ready = True
+                return True
+            return False
+        if name == "accept":
+            return inst.peer_ready
+        if name in ("send", "sendall") and inst.pair and node.args:
+            data = node.args[0]
+            # A fresh socketpair() buffers far more than a short literal.
+            return (
+                isinstance(data, ast.Constant)
+                and isinstance(data.value, bytes)
+                and len(data.value) <= SMALL_WRITE
+            )
+        return False
+
+    def address_owner(self, arg: ast.expr) -> Inst | None:
+        """The listening socket whose ``getsockname()`` ``arg`` is, if it is one."""
+        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute):
+            if arg.func.attr == "getsockname":
+                owner = self.static_or_none(arg.func.value)
+                return owner if isinstance(owner, Inst) else None
+            return None
+        value = self.static_or_none(arg)
+        if isinstance(value, Inst) and value.type == "socket.address":
+            return value.owner
         return None
 
     def make_result(
@@ -127,7 +191,12 @@ class Judge(Inference):
         inst: Inst | None,
     ) -> Value:
         if isinstance(returns, tuple):
-            return Tup(tuple(Inst(item) if item else None for item in returns))
+            items = tuple(Inst(item) if item else None for item in returns)
+            if name == "socket.socketpair":
+                for item in items:
+                    if item is not None:
+                        item.pair = True
+            return Tup(items)
         if returns == "=self":
             return inst.copy() if inst is not None else None
         if returns == "=arg0":
@@ -143,7 +212,7 @@ class Judge(Inference):
             return None
         if returns.startswith("=module:"):
             return Sym(returns.partition(":")[2])
-        result = Inst(returns)
+        result = Inst(returns, listening=name == "socket.create_server")
         if name in sig.BOUNDED_RESULTS:
             result.bounded = True
         else:
@@ -168,6 +237,14 @@ class Judge(Inference):
         if spec.kind == "wrap" and not self.strict:
             return
         site = Site(node, qualname, spec, status, why, applies)
+        if spec.kind == "setter" and inst is not None and status == "unbounded":
+            # ``sock.settimeout(None)`` matters only if the socket then waits: reported
+            # when a blocking call on the same socket follows.
+            self.unbounded_setters.setdefault(id(inst), []).append((site, none_name))
+            return
+        if spec.state == "socket" and inst is not None and id(inst) in self.unbounded_setters:
+            for setter, setter_none in self.unbounded_setters.pop(id(inst)):
+                self.report(setter, False, setter_none)
         self.report(site, spec.socket_default, none_name)
 
     def apply_effect(self, spec: Spec, status: Status, inst: Inst | None) -> None:
@@ -214,8 +291,21 @@ class Judge(Inference):
                     message,
                     socket_default and rule.code in ("STP100", "STP102", "STP103"),
                     none_name if rule.code == "STP101" else None,
+                    self.fix_kind(site) if rule.code in ("STP100", "STP103") else "",
                 )
             )
+
+    @staticmethod
+    def fix_kind(site: Site) -> str:
+        """How ``--fix`` may add ``timeout=``: "empty", "args", or "" when it may not."""
+        node = site.node
+        if site.spec.param != "timeout" or not fixable(site.qualname):
+            return ""
+        if any(type(a) is ast.Starred for a in node.args):
+            return ""
+        if any(k.arg is None for k in node.keywords):
+            return ""
+        return "args" if node.args or node.keywords else "empty"
 
     def status(self, node: ast.Call, spec: Spec) -> tuple[Status, str]:
         """Where the call's timeout stands; ``why`` explains an unbounded one."""
@@ -226,6 +316,11 @@ class Judge(Inference):
         arg, unknown = find_arg(node, spec.param, spec.position)
         if unknown:
             return "given", ""
+        if spec.zero_at is not None:
+            count, count_unknown = find_arg(node, spec.zero_param, spec.zero_at)
+            if not count_unknown and count is not None and literal_zero(count):
+                # ``kqueue.control(changes, 0)``: asks for no events, so never waits.
+                return "nonblocking", ""
         if spec.effect == "blocking_flag":
             flag = literal_bool(arg) if arg is not None else None
             if flag is True:

@@ -54,6 +54,9 @@ class Spec:
     fix: str = ""
     wrapper: str | None = None
     unit: str = "seconds"
+    #: A literal 0 at this position (or as ``zero_param``) makes the call non-blocking.
+    zero_at: int | None = None
+    zero_param: str = ""
 
 
 def _call(position: int | None = None, **kw: object) -> Spec:
@@ -200,6 +203,7 @@ FUNCTIONS["socket.setdefaulttimeout"] = Spec(
 )
 RETURNS["socket.create_connection"] = "socket.socket"
 RETURNS["socket.create_server"] = "socket.socket"
+RETURNS["socket.socket.getsockname"] = "socket.address"
 RETURNS["socket.fromfd"] = "socket.socket"
 RETURNS["socket.socketpair"] = ("socket.socket", "socket.socket")
 CONSTRUCTORS["socket.socket"] = Spec("wrap", wrapper="stoppable.net.Socket")
@@ -260,7 +264,9 @@ _MS_POLL = _call(0, negative_unbounded=True, unit="milliseconds", wrapper="stopp
 METHODS["select.poll"] = {"poll": _MS_POLL}
 METHODS["select.devpoll"] = {"poll": _MS_POLL}
 METHODS["select.epoll"] = {"poll": _call(0, negative_unbounded=True, wrapper="stoppable.net")}
-METHODS["select.kqueue"] = {"control": _call(2, wrapper="stoppable.net")}
+METHODS["select.kqueue"] = {
+    "control": _call(2, zero_at=1, zero_param="max_events", wrapper="stoppable.net")
+}
 METHODS["selectors.BaseSelector"] = {"select": _call(0, wrapper="stoppable.net")}
 for _sel in ("Default", "Select", "Poll", "Epoll", "Devpoll", "Kqueue"):
     PARENTS[f"selectors.{_sel}Selector"] = "selectors.BaseSelector"
@@ -470,6 +476,8 @@ for _private, _public in (
 ):
     ALIASES[_private] = _public
 RETURNS["importlib.import_module"] = "=module"
+PARENTS["socketserver.StreamRequestHandler"] = "socketserver.BaseRequestHandler"
+METHODS["socketserver.BaseRequestHandler"] = {}
 
 #: Types whose instances are only created, never judged by their constructor: every
 #: type named in the tables above.
@@ -506,6 +514,20 @@ UNKNOWN_RECEIVER: dict[str, tuple[frozenset[str], int, str]] = {
 
 #: Constructors of timeout objects whose arguments decide whether the timeout is bounded.
 TIMEOUT_TYPES = frozenset({"urllib3.Timeout", "httpx.Timeout"})
+
+
+#: Methods after which a wait on the same object returns at once.
+FINISHERS: dict[str, tuple[str, ...]] = {"subprocess.Popen": ("kill",)}
+
+#: socketserver handlers whose ``self.request`` is the connected socket.
+REQUEST_HANDLERS = frozenset(
+    {"socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler"}
+)
+
+
+def is_socket(type_name: str) -> bool:
+    """Whether ``type_name`` is ``socket.socket`` or a known subclass."""
+    return "socket.socket" in lineage(type_name)
 
 
 def canonical(name: str) -> str:

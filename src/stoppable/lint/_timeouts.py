@@ -98,3 +98,13 @@ def urllib3_timeout(call: ast.Call) -> str | None:
         if is_none(value):
             return f"urllib3.Timeout with {part}=None"
     return None
+
+
+def literal_zero(node: ast.expr) -> bool:
+    """Whether ``node`` is the literal ``0`` (or ``0.0``)."""
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+        and node.value == 0
+    )

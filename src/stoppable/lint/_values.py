@@ -37,11 +37,17 @@ class Inst:
     #: Whether what it waits for is over already (a future of an executor whose ``with``
     #: block ended, a process just killed): a wait on it returns at once.
     done: bool = False
-    #: For a socket: made listening in this scope (``create_server``, ``listen()``) and
-    #: the scope itself connected to it, so its ``accept()`` has a peer waiting.
+    #: A socket listening (``listen()``, ``create_server()``).
+    listening: bool = False
+    #: A listening socket this code itself connected to: ``accept()`` has a peer waiting.
     peer_ready: bool = False
-    #: For a list of instances (``threads = [Thread(...) ...]``): the element type.
+    #: One end of a ``socketpair()``: a short write goes into the peer's buffer.
+    pair: bool = False
+    #: For a list of instances (``threads = [Thread(...) ...]``): the element.
     items: Inst | None = None
+    #: The instance this one came from: the executor of a future, the socket of an
+    #: address from ``getsockname()``.
+    owner: Inst | None = None
 
     def copy(self) -> Inst:
         """A new instance in the same state (``dup()``, a function's annotated result)."""
@@ -53,6 +59,8 @@ class Inst:
             maxsize=self.maxsize,
             done=self.done,
             items=self.items,
+            owner=self.owner,
+            listening=self.listening,
         )
 
 
