@@ -113,6 +113,10 @@ class Inference:
                 updated = sig.with_wrappers(prefixed, wrappers)
                 self.methods[type_name] = {k.rpartition(".")[2]: s for k, s in updated.items()}
         self.known_types = sig.KNOWN_TYPES | self.user_types
+        # Only a name that ends a known qualified name is worth a look in a sibling.
+        self.leaf_names = sig.LEAF_NAMES | {
+            name.rpartition(".")[2] for name in (*self.functions, *self.known_types)
+        }
         self.codes = codes
         self.rules = tuple(
             r
@@ -214,7 +218,12 @@ class Inference:
     def reexported(self, module: str, name: str) -> str:
         """``module.name``, through one level of re-export within the checked package."""
         qualname = sig.canonical(f"{module}.{name}")
-        if self.resolver is None or qualname in self.functions or qualname in self.known_types:
+        if (
+            self.resolver is None
+            or name not in self.leaf_names
+            or qualname in self.functions
+            or qualname in self.known_types
+        ):
             return qualname
         exports = self.resolver.exports(module)
         if exports is not None and name in exports:

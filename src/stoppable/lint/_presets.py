@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stoppable.lint import _signatures as sig
+from stoppable.lint._rules import GUARD
 from stoppable.lint._signatures import Spec
 
 __all__ = ["PRESETS", "Preset"]
@@ -32,12 +33,13 @@ class Preset:
         return {*self.constructors, *self.methods}
 
 
+# Third-party calls take no stop: the strict rule suggests the guard around them.
 def _call(position: int | None = None, **kw: object) -> Spec:
-    return Spec("call", position=position, **kw)  # type: ignore[arg-type]
+    return Spec("call", position=position, wrapper=GUARD, **kw)  # type: ignore[arg-type]
 
 
 def _client(param: str, position: int | None = None) -> Spec:
-    return Spec("client", param=param, position=position)
+    return Spec("client", param=param, position=position, wrapper=GUARD)
 
 
 _CHANNEL_FIX = (
@@ -78,6 +80,7 @@ PRESETS: dict[str, Preset] = {
                     param="",
                     state="socket",
                     fix=_CHANNEL_FIX,
+                    wrapper=GUARD,
                 )
                 for name in ("recv", "recv_stderr", "send", "sendall", "recv_exit_status")
             }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import re
 from functools import lru_cache
 
 __all__ = ["SiblingResolver", "module_exports"]
@@ -61,6 +62,9 @@ class SiblingResolver:
         return tuple(sorted(self._read.items()))
 
 
+_IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import|import)[ \t]", re.MULTILINE)
+
+
 @lru_cache(maxsize=256)
 def _exports_cached(
     path: str, module: str, is_package: bool, stamp: tuple[int, int]
@@ -68,13 +72,45 @@ def _exports_cached(
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        tree = ast.parse(data)
-    except (OSError, SyntaxError, ValueError, RecursionError):
+    except OSError:
         return None
     package = module if is_package else module.rpartition(".")[0]
     names: dict[str, str] = {}
-    _collect(tree.body, package, names)
+    # Only the import statements are parsed, each on its own (a whole-module parse would
+    # cost as much as checking it). The first binding of a name wins: in ``try: from
+    # urllib.request import urlopen / except ImportError: ...`` that is the Python 3 one.
+    for match in _IMPORT_LINE.finditer(data):
+        statement = _statement_at(data, match.start())
+        try:
+            tree = ast.parse(statement.strip())
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        found: dict[str, str] = {}
+        _collect(tree.body, package, found)
+        for key, value in found.items():
+            names.setdefault(key, value)
     return names, hashlib.sha256(data).hexdigest()
+
+
+def _statement_at(data: bytes, start: int) -> bytes:
+    # One logical line: up to the newline that closes every parenthesis opened.
+    depth = 0
+    index = start
+    end = len(data)
+    while index < end:
+        char = data[index]
+        if char == 0x28:  # (
+            depth += 1
+        elif char == 0x29:  # )
+            depth -= 1
+        elif char == 0x23:  # a comment runs to the end of the line
+            newline = data.find(b"\n", index)
+            index = end if newline < 0 else newline
+            continue
+        elif char == 0x0A and depth <= 0 and data[index - 1 : index] != b"\\":
+            break
+        index += 1
+    return data[start:index].replace(b"\\\n", b" ")
 
 
 def module_exports(path: str, module: str, is_package: bool) -> tuple[dict[str, str], str] | None:

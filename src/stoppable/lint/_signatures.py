@@ -495,6 +495,14 @@ KNOWN_TYPES: frozenset[str] = frozenset(
     | {*ITERATES, *ITERATES.values()}
 )
 
+#: The last part of every qualified name the tables know, and of every module in them:
+#: the names a same-package re-export can give a meaning to.
+LEAF_NAMES: frozenset[str] = frozenset(
+    part
+    for name in (*FUNCTIONS, *KNOWN_TYPES, *RETURNS, *ALIASES)
+    for part in (name.rpartition(".")[2], name.partition(".")[0])
+)
+
 #: Methods that change the state other rules read; resolved before the calls they bound.
 MUTATORS = frozenset({"settimeout", "setblocking", "poll"})
 
