@@ -267,7 +267,15 @@ def check_file(path: str | os.PathLike[str], config: Config | None = None) -> li
     """Check one file (read as bytes, so its encoding cookie is honoured)."""
     data = Path(path).read_bytes()
     module, is_package = module_name(path)
-    return check_source(data, os.fspath(path), config=config, module=module, is_package=is_package)
+    resolver = SiblingResolver(os.fspath(path), module, is_package)
+    return check_source(
+        data,
+        os.fspath(path),
+        config=config,
+        module=module,
+        is_package=is_package,
+        resolver=resolver,
+    )
 
 
 def iter_python_files(
