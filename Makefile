@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test demo bench lint typecheck clean lint-corpus lint-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks
 
+# Real projects for measuring stoppable.lint (pinned sdists from PyPI, checked by sha256,
+# unpacked into .lint-corpus/, which git ignores); docs/lint.md reports the measurement.
+lint-corpus: $(STAMP)
+	$(BIN)/python -m benchmarks.lint_corpus fetch
+
+# The seeded sample of findings to read by hand, with context; then score the verdicts.
+lint-sample: lint-corpus
+	$(BIN)/python -m benchmarks.lint_corpus sample
+	$(BIN)/python -m benchmarks.lint_corpus score
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .stoppable_lint_cache

@@ -218,6 +218,8 @@ class Checker(Judge):
 
     def s_value(self, node: ast.Return) -> None:
         value = self.expr(node.value) if node.value is not None else None
+        if isinstance(value, Inst) and value.unused_client is not None:
+            self.used_client(value)  # made for others to use: they may not pass one
         if self.returned:
             self.returned[-1].append(value)
 

@@ -140,7 +140,7 @@ class Inference:
         #: The value each call argument evaluated to (by node id), for list.append().
         self.arg_values: dict[int, Value] = {}
         #: ``settimeout(None)`` calls waiting for a blocking call on the same socket.
-        self.unbounded_setters: dict[int, list[tuple[Site, str | None]]] = {}
+        self.unbounded_setters: dict[Inst, list[tuple[Site, str | None]]] = {}
         #: ``lock.acquire()`` calls released in a ``finally`` (spelled-out ``with lock:``).
         self.released: set[int] = set()
 

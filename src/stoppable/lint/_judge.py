@@ -63,7 +63,7 @@ class Judge(Inference):
             if func.known is not None and not func.defines("__init__"):
                 ctor = self.constructor(func.known)
                 if ctor is not None:
-                    self.judge(node, func.known, ctor, None)
+                    inst.unused_client = self.judge(node, func.known, ctor, None)
                 self.construct_into(inst, node, func.known, ctor)
             return inst
         if kind in PENDING:
@@ -80,16 +80,20 @@ class Judge(Inference):
 
     def call_symbol(self, node: ast.Call, name: str) -> Value:
         spec = self.functions.get(name)
+        deferred = None
         if spec is not None:
-            self.judge(node, name, spec, None)
+            deferred = self.judge(node, name, spec, None)
         returns = sig.RETURNS.get(name)
         if returns is not None:
-            return self.make_result(node, name, returns, None)
+            result = self.make_result(node, name, returns, None)
+            if isinstance(result, Inst):
+                result.unused_client = deferred
+            return result
         inst = Inst(name)
         if name in self.known_types:
             ctor = self.constructor(name)
             if ctor is not None and spec is None:
-                self.judge(node, name, ctor, None)
+                inst.unused_client = self.judge(node, name, ctor, None)
             self.construct_into(inst, node, name, ctor)
         # Any other callable of a module also makes an instance named after it, so the
         # methods a user configures on their own types resolve.
@@ -161,9 +165,11 @@ class Judge(Inference):
             return False
         if name == "accept":
             return inst.peer_ready
-        if name in ("send", "sendall") and inst.pair and node.args:
+        if name in ("send", "sendall", "sendto") and node.args:
             data = node.args[0]
-            # A fresh socketpair() buffers far more than a short literal.
+            # A short literal goes into the socket's send buffer, which holds far more:
+            # only a peer that stopped reading after earlier writes filled it could make
+            # it wait. A fresh socketpair() is the common case (a wake-up byte).
             return (
                 isinstance(data, ast.Constant)
                 and isinstance(data.value, bytes)
@@ -173,11 +179,17 @@ class Judge(Inference):
 
     def address_owner(self, arg: ast.expr) -> Inst | None:
         """The listening socket whose ``getsockname()`` ``arg`` is, if it is one."""
-        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute):
-            if arg.func.attr == "getsockname":
-                owner = self.static_or_none(arg.func.value)
+        for sub in (arg, *(arg.elts if isinstance(arg, ast.Tuple) else ())):
+            # ``listener.getsockname()``, or ``("127.0.0.1", listener.getsockname()[1])``.
+            if isinstance(sub, ast.Subscript):
+                sub = sub.value
+            if (
+                isinstance(sub, ast.Call)
+                and isinstance(sub.func, ast.Attribute)
+                and sub.func.attr == "getsockname"
+            ):
+                owner = self.static_or_none(sub.func.value)
                 return owner if isinstance(owner, Inst) else None
-            return None
         value = self.static_or_none(arg)
         if isinstance(value, Inst) and value.type == "socket.address":
             return value.owner
@@ -219,7 +231,14 @@ class Judge(Inference):
             self.construct_into(result, node, returns, self.constructors.get(returns))
         return result
 
-    def judge(self, node: ast.Call, qualname: str, spec: Spec, inst: Inst | None) -> None:
+    def judge(self, node: ast.Call, qualname: str, spec: Spec, inst: Inst | None) -> Site | None:
+        """Judge one call and report what the rules find.
+
+        Returns, instead of reporting it, the site of a client made without a timeout
+        whose requests take their own (a urllib3 pool): the caller keeps it on the
+        instance, and it is reported once a request without a timeout is made through
+        the instance, or the instance is returned (made for others to use).
+        """
         status, why = self.status(node, spec)
         none_name = why.partition("\0")[2] or None
         why = why.partition("\0")[0]
@@ -235,17 +254,29 @@ class Judge(Inference):
         if (spec.effect is not None and inst is not None) or spec.effect == "default_timeout":
             self.apply_effect(spec, status, inst)
         if spec.kind == "wrap" and not self.strict:
-            return
+            return None
         site = Site(node, qualname, spec, status, why, applies)
+        if spec.kind == "client" and status == "missing" and qualname in sig.PER_REQUEST_CLIENTS:
+            return site
         if spec.kind == "setter" and inst is not None and status == "unbounded":
             # ``sock.settimeout(None)`` matters only if the socket then waits: reported
             # when a blocking call on the same socket follows.
-            self.unbounded_setters.setdefault(id(inst), []).append((site, none_name))
-            return
-        if spec.state == "socket" and inst is not None and id(inst) in self.unbounded_setters:
-            for setter, setter_none in self.unbounded_setters.pop(id(inst)):
+            self.unbounded_setters.setdefault(inst, []).append((site, none_name))
+            return None
+        if spec.state == "socket" and inst is not None and inst in self.unbounded_setters:
+            for setter, setter_none in self.unbounded_setters.pop(inst):
                 self.report(setter, False, setter_none)
+        if spec.missing_ok and status == "missing" and inst is not None:
+            self.used_client(inst)
         self.report(site, spec.socket_default, none_name)
+        return None
+
+    def used_client(self, inst: Inst) -> None:
+        """A request without its own timeout on a client made without one: report that."""
+        site = inst.unused_client
+        if site is not None:
+            inst.unused_client = None
+            self.report(site, site.spec.socket_default, None)
 
     def apply_effect(self, spec: Spec, status: Status, inst: Inst | None) -> None:
         if spec.effect == "default_timeout":

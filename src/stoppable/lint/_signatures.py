@@ -524,6 +524,20 @@ UNKNOWN_RECEIVER: dict[str, tuple[frozenset[str], int, str]] = {
 TIMEOUT_TYPES = frozenset({"urllib3.Timeout", "httpx.Timeout"})
 
 
+#: Clients whose every request takes its own timeout (urllib3's pools): made without
+#: one, they are reported only once a request without one goes through them, or when
+#: they are returned for others to use.
+PER_REQUEST_CLIENTS = frozenset(
+    {
+        "urllib3.PoolManager",
+        "urllib3.ProxyManager",
+        "urllib3.HTTPConnectionPool",
+        "urllib3.HTTPSConnectionPool",
+        "urllib3.connection_from_url",
+        "urllib3.proxy_from_url",
+    }
+)
+
 #: Methods after which a wait on the same object returns at once.
 FINISHERS: dict[str, tuple[str, ...]] = {"subprocess.Popen": ("kill",)}
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stoppable.lint._rules import Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,9 @@ class Inst:
     pair: bool = False
     #: For a list of instances (``threads = [Thread(...) ...]``): the element.
     items: Inst | None = None
+    #: A client made without a timeout whose requests take their own (a urllib3 pool):
+    #: its finding, reported once a request without a timeout goes through it.
+    unused_client: Site | None = None
     #: The instance this one came from: the executor of a future, the socket of an
     #: address from ``getsockname()``.
     owner: Inst | None = None
