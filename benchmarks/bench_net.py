@@ -300,7 +300,7 @@ def ping_pong_table() -> Table:
     stop = StopEvent()
 
     def raw() -> object:
-        sock.sendall(b"x")  # noqa: STP102 - the raw baseline measured
+        sock.sendall(b"x")
         return sock.recv(1)  # noqa: STP102 - the raw baseline measured
 
     def ours() -> object:

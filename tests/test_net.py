@@ -99,7 +99,7 @@ def small_send_buffer_connection(address: tuple[str, int]) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.settimeout(LONG)
     sock.connect(address)
-    sock.settimeout(None)  # noqa: STP101 - the blocking socket the net calls are tested on
+    sock.settimeout(None)
     return sock
 
 
@@ -454,12 +454,12 @@ def test_tls_round_trip_leaves_the_timeout_mode_alone(mode: float | None) -> Non
 def test_a_blocking_socket_is_not_switched_while_a_call_waits_on_it() -> None:
     # Another thread may use the socket meanwhile, with plain blocking calls.
     with serving(echo) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - the blocking socket under test
+        sock.settimeout(None)
         thread, outcome = start_call(lambda: net.recv(sock, 5, timeout=LONG))
         wait_until_blocked(thread)
         assert sock.gettimeout() is None
         # Blocking, unbounded: would raise if the mode had changed.
-        sock.sendall(b"hello")  # noqa: STP102 - the plain blocking call under test
+        sock.sendall(b"hello")
         assert outcome.done.wait(WAKE_BOUND)
         assert outcome.result == b"hello"
 
