@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -107,11 +106,20 @@ def key(item: dict[str, object]) -> str:
     return f"{item['path']}:{item['line']}:{item['code']}"
 
 
+def rank(item: dict[str, object]) -> str:
+    """A finding's place in a seeded random order: the sha256 of the seed and its key."""
+    return hashlib.sha256(f"{SEED}:{key(item)}".encode()).hexdigest()
+
+
 def sample(count: int = SAMPLE_SIZE) -> list[dict[str, object]]:
-    """A seeded random sample of the findings, drawn without replacement."""
-    found = sorted(findings(), key=key)
-    rng = random.Random(SEED)
-    return sorted(rng.sample(found, min(count, len(found))), key=key)
+    """The first ``count`` findings in the seeded random order.
+
+    Ranking by a keyed hash (rather than drawing with ``random.sample``) keeps the
+    sample stable as the rule changes: a finding the rule stops reporting leaves the
+    sample and the next in the order takes its place; the others stay, with the
+    verdicts already read for them.
+    """
+    return sorted(sorted(findings(), key=rank)[:count], key=key)
 
 
 def context(path: str, line: int, before: int = 12, after: int = 6) -> str:
@@ -134,29 +142,29 @@ def show_sample() -> int:
 
 
 def score() -> int:
-    """Precision from the recorded verdicts, overall and by code."""
+    """Precision from the recorded verdicts of the current sample, overall and by code."""
     with VERDICTS.open(encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle, delimiter="\t")]
-    drawn = {key(item) for item in sample()}
-    recorded = {row["finding"] for row in rows}
-    if drawn != recorded:
-        print(
-            f"the sample changed: {len(drawn - recorded)} new, {len(recorded - drawn)} gone; "
-            "read the new ones and record them",
-            file=sys.stderr,
-        )
+        rows = {row["finding"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    drawn = [key(item) for item in sample()]
+    unread = [finding for finding in drawn if finding not in rows]
+    if unread:
+        print(f"{len(unread)} sampled findings have no verdict yet:", file=sys.stderr)
+        for finding in unread:
+            print(f"  {finding}", file=sys.stderr)
     by_code: dict[str, list[int]] = {}
-    for row in rows:
-        real = row["verdict"] == "real"
-        totals = by_code.setdefault(row["finding"].rsplit(":", 1)[1], [0, 0])
+    for finding in drawn:
+        if finding not in rows:
+            continue
+        real = rows[finding]["verdict"] == "real"
+        totals = by_code.setdefault(finding.rsplit(":", 1)[1], [0, 0])
         totals[0] += real
         totals[1] += 1
-    real = sum(t[0] for t in by_code.values())
+    real_count = sum(t[0] for t in by_code.values())
     total = sum(t[1] for t in by_code.values())
-    print(f"precision: {real}/{total} = {real / total:.1%}")
+    print(f"precision: {real_count}/{total} = {real_count / max(total, 1):.1%}")
     for code, (hits, n) in sorted(by_code.items()):
-        print(f"  {code}: {hits}/{n}")
-    return 0
+        print(f"  {code}: {hits}/{n} = {hits / n:.0%}")
+    return 1 if unread else 0
 
 
 #: The grep-based probe for misses: calls that block unless bounded, by their spelling.

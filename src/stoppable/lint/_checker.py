@@ -49,6 +49,15 @@ __all__ = ["Checker", "RawFinding"]
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _TASK_DECORATORS = frozenset({"task", "shared_task"})
 _EXECUTOR = "concurrent.futures.Executor"
+_ADDRESS = "socket.address"
+#: Exceptions that mean "refused as invalid input": raised before any waiting starts.
+_INVALID_INPUT = frozenset({"ValueError", "TypeError"})
+_INVALID_PREFIXES = ("Invalid", "Missing")
+
+
+def _is_invalid_input_error(node: ast.expr) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name in _INVALID_INPUT or name.startswith(_INVALID_PREFIXES)
 
 
 def _method_call(stmt: ast.stmt | None, name: str) -> ast.Call | None:
@@ -296,11 +305,31 @@ class Checker(Judge):
                 self.bind(
                     item.optional_vars, value if isinstance(value, (Inst, *PENDING)) else None
                 )
+        expects_invalid = any(self.expects_invalid_input(item.context_expr) for item in node.items)
+        self.invalid_input_depth += expects_invalid
         self.stmts(node.body)
+        self.invalid_input_depth -= expects_invalid
         for value in entered:
             if isinstance(value, Inst) and _EXECUTOR in sig.lineage(value.type):
                 # The executor's __exit__ waited for every task: its futures are done.
                 value.done = True
+
+    @staticmethod
+    def expects_invalid_input(node: ast.expr) -> bool:
+        """``with pytest.raises(ValueError):`` (or ``assertRaises``, ``InvalidURL``...).
+
+        A test that expects a call to be refused as invalid input checks an error
+        raised while the call validates its arguments, before it waits for anything.
+        """
+        if not isinstance(node, ast.Call) or not node.args:
+            return False
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name not in ("raises", "assertRaises", "assertRaisesRegex"):
+            return False
+        expected = node.args[0]
+        errors = expected.elts if isinstance(expected, ast.Tuple) else [expected]
+        return bool(errors) and all(_is_invalid_input_error(error) for error in errors)
 
     def s_try(self, node: ast.Try) -> None:
         self.stmts(node.body)
@@ -528,8 +557,10 @@ class Checker(Judge):
                 for elt, item in zip(elts, value.items, strict=True):
                     self.bind(elt, item)
             else:
+                # ``host, port = listener.getsockname()[:2]``: both name the address.
+                address = value if isinstance(value, Inst) and value.type == _ADDRESS else None
                 for elt in elts:
-                    self.bind(elt, None)
+                    self.bind(elt, address)
         elif kind is ast.Attribute:
             assert isinstance(target, ast.Attribute)
             base = self.expr(target.value)
@@ -619,6 +650,8 @@ class Checker(Judge):
     def e_subscript(self, node: ast.Subscript) -> Value:
         value = self.expr(node.value)
         self.expr(node.slice)
+        if isinstance(value, Inst) and value.type == _ADDRESS:
+            return value  # a part of a listener's address still names that listener
         if isinstance(value, Tup) and isinstance(node.slice, ast.Constant):
             index = node.slice.value
             if isinstance(index, int) and not isinstance(index, bool):

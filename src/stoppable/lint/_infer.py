@@ -143,6 +143,7 @@ class Inference:
         self.unbounded_setters: dict[Inst, list[tuple[Site, str | None]]] = {}
         #: ``lock.acquire()`` calls released in a ``finally`` (spelled-out ``with lock:``).
         self.released: set[int] = set()
+        self.invalid_input_depth = 0
 
     def lookup(self, name: str) -> Value:
         scope: Scope | None = self.scope

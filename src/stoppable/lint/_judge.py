@@ -190,9 +190,9 @@ class Judge(Inference):
             ):
                 owner = self.static_or_none(sub.func.value)
                 return owner if isinstance(owner, Inst) else None
-        value = self.static_or_none(arg)
-        if isinstance(value, Inst) and value.type == "socket.address":
-            return value.owner
+            value = self.static_or_none(sub)
+            if isinstance(value, Inst) and value.type == "socket.address":
+                return value.owner
         return None
 
     def make_result(
@@ -307,6 +307,8 @@ class Judge(Inference):
 
     def report(self, site: Site, socket_default: bool, none_name: str | None) -> None:
         node = site.node
+        if self.invalid_input_depth and site.status == "missing":
+            return  # a test expecting the call to refuse its input: it never waits
         for rule in self.rules:
             message = rule.format(site)
             if message is None:
