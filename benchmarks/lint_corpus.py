@@ -6,7 +6,8 @@
 seeded random sample of its findings with their source context, for reading by hand;
 ``python -m benchmarks.lint_corpus score`` reads the verdicts recorded in
 ``docs/lint-sample.tsv`` and prints precision; ``probe`` runs the grep-based search for
-misses (blocking calls the rule did not report). ``make lint-corpus`` does ``fetch``.
+misses (lines that look blocking and were not reported) and prints a seeded sample of
+them to read (verdicts in ``docs/lint-probe.tsv``). ``make lint-corpus`` does ``fetch``.
 
 The projects are chosen for the kind of code that blocks: network clients, task queues,
 a package installer. Nothing in the rule knows them: no per-project or per-file case.
@@ -174,9 +175,14 @@ PROBE = re.compile(
 )
 
 
-def probe() -> int:
-    """Lines whose spelling looks blocking (no argument) and that the rule did not report."""
+PROBE_VERDICTS = ROOT / "docs" / "lint-probe.tsv"
+PROBE_SAMPLE = 40
+
+
+def probe_hits() -> list[tuple[str, int, str]]:
+    """Lines whose spelling looks blocking (no argument) that the rule did not report."""
     reported = {(str(item["path"]), int(str(item["line"]))) for item in findings()}
+    hits = []
     for project in projects():
         for folder, dirs, names in os.walk(project):
             dirs.sort()
@@ -188,7 +194,20 @@ def probe() -> int:
                 text = full.read_text(encoding="utf-8", errors="replace")
                 for number, line in enumerate(text.splitlines(), start=1):
                     if PROBE.search(line) and (rel, number) not in reported:
-                        print(f"{rel}:{number}: {line.strip()}")
+                        hits.append((rel, number, line.strip()))
+    return hits
+
+
+def probe() -> int:
+    """Print the probe's hits, then a seeded sample of them with context to read."""
+    hits = probe_hits()
+    print(f"{len(hits)} lines look blocking and were not reported; a sample to read:")
+    ranked = sorted(
+        hits, key=lambda h: hashlib.sha256(f"{SEED}:{h[0]}:{h[1]}".encode()).hexdigest()
+    )
+    for rel, number, _ in sorted(ranked[:PROBE_SAMPLE]):
+        print(f"=== {rel}:{number}")
+        print(context(rel, number, before=6, after=2))
     return 0
 
 

@@ -55,6 +55,15 @@ _INVALID_INPUT = frozenset({"ValueError", "TypeError"})
 _INVALID_PREFIXES = ("Invalid", "Missing")
 
 
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught] if caught else []
+    return any(
+        getattr(n, "id", getattr(n, "attr", "")) in ("ImportError", "ModuleNotFoundError")
+        for n in names
+    )
+
+
 def _is_invalid_input_error(node: ast.expr) -> bool:
     name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
     return name in _INVALID_INPUT or name.startswith(_INVALID_PREFIXES)
@@ -333,12 +342,20 @@ class Checker(Judge):
 
     def s_try(self, node: ast.Try) -> None:
         self.stmts(node.body)
+        imported = {k: v for k, v in self.scope.vars.items() if isinstance(v, Sym)}
         for handler in node.handlers:
             if handler.type is not None:
                 self.expr(handler.type)
             if handler.name:
                 self.set_name(handler.name, None)
             self.stmts(handler.body)
+            if _catches_import_error(handler):
+                # ``try: from threading import Thread`` / ``except ImportError: from
+                # dummy_threading import Thread``: where the first import works (this
+                # Python), it is the one that binds.
+                for name, value in imported.items():
+                    if isinstance(self.scope.vars.get(name), Sym):
+                        self.scope.vars[name] = value
         self.stmts(node.orelse)
         self.stmts(node.finalbody)
 
