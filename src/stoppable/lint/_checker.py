@@ -1,7 +1,7 @@
 """One walk over one module's ``ast``: the interpreter that drives inference and judging.
 
 Nothing here imports or runs the checked code. Resolution is a small abstract
-interpreter over the standard ``ast``, in three layers:
+interpreter over the standard ``ast``, in four layers:
 
 - :mod:`~stoppable.lint._infer` resolves names, attributes and annotations to values
   (:mod:`~stoppable.lint._values`): imports bind *symbols* (``import requests as r``
@@ -12,9 +12,10 @@ interpreter over the standard ``ast``, in three layers:
 - :mod:`~stoppable.lint._judge` dispatches calls: calling a known constructor or factory
   makes an *instance* of a known type, calling a method looks it up on that type and its
   parents, and every known blocking call is judged by the rules;
-- this module walks statements and expressions: module and class bodies run in order;
-  function bodies run after the scope that defines them, the way Python runs them later,
-  so they see the module's final names.
+- :mod:`~stoppable.lint._exprs` evaluates expressions and binds assignment targets;
+- this module walks statements: module and class bodies run in order; function bodies
+  run after the scope that defines them, the way Python runs them later, so they see the
+  module's final names.
 
 Anything the checker cannot resolve is *unknown*, and unknown is never a finding
 (except in strict mode's STP201, which exists to list them).
