@@ -49,6 +49,8 @@ __all__ = ["Checker", "RawFinding"]
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _TASK_DECORATORS = frozenset({"task", "shared_task"})
 _EXECUTOR = "concurrent.futures.Executor"
+#: What ``select.select()`` returns: lists of what is ready now.
+_READY = "select.ready"
 #: Exceptions that mean "refused as invalid input": raised before any waiting starts.
 _INVALID_INPUT = frozenset({"ValueError", "TypeError"})
 _INVALID_PREFIXES = ("Invalid", "Missing")
@@ -289,8 +291,28 @@ class Checker(Expressions):
 
     def s_if(self, node: ast.If | ast.While) -> None:
         self.expr(node.test)
+        ready = self.reported_ready(node.test) if type(node) is ast.If else None
+        if ready is not None:
+            ready.ready = True
         self.stmts(node.body)
+        if ready is not None:
+            ready.ready = False
         self.stmts(node.orelse)
+
+    def reported_ready(self, test: ast.expr) -> Inst | None:
+        """``if sock in readable:`` after ``readable, _, _ = select.select(...)``."""
+        if not (
+            type(test) is ast.Compare
+            and len(test.ops) == 1
+            and type(test.ops[0]) is ast.In
+            and type(test.comparators[0]) is ast.Name
+        ):
+            return None
+        listed = self.lookup(test.comparators[0].id)
+        if not (isinstance(listed, Inst) and listed.type == _READY):
+            return None
+        value = self.static_or_none(test.left)
+        return value if isinstance(value, Inst) and sig.is_socket(value.type) else None
 
     def s_for(self, node: ast.For | ast.AsyncFor) -> None:
         iterated = self.expr(node.iter)

@@ -39,6 +39,8 @@ from stoppable.lint._values import (
 
 DONTWAIT = "socket.MSG_DONTWAIT"
 _INFINITY = frozenset({"math.inf"})
+#: Socket calls that return at once on a socket select() reported readable.
+_READ_CALLS = frozenset({"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "accept"})
 #: Bytes a fresh socketpair() takes without a reader (its buffers hold far more).
 SMALL_WRITE = 4096
 
@@ -163,6 +165,8 @@ class Judge(Inference):
                 listener.peer_ready = True
                 return True
             return False
+        if inst.ready and name in _READ_CALLS:
+            return True  # select() said so just before: the data (or peer) is there
         if name == "accept":
             return inst.peer_ready
         if name in ("send", "sendall", "sendto") and node.args:

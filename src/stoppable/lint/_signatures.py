@@ -256,6 +256,7 @@ RETURNS["ssl.wrap_socket"] = "=arg0"
 
 # select and selectors.
 FUNCTIONS["select.select"] = _call(3, wrapper="stoppable.net")
+RETURNS["select.select"] = ("select.ready", "select.ready", "select.ready")
 RETURNS["select.poll"] = "select.poll"
 RETURNS["select.epoll"] = "select.epoll"
 RETURNS["select.devpoll"] = "select.devpoll"

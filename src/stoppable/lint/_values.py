@@ -47,6 +47,8 @@ class Inst:
     peer_ready: bool = False
     #: One end of a ``socketpair()``: a short write goes into the peer's buffer.
     pair: bool = False
+    #: A socket ``select()`` just reported readable (inside ``if sock in readable:``).
+    ready: bool = False
     #: For a list of instances (``threads = [Thread(...) ...]``): the element.
     items: Inst | None = None
     #: A client made without a timeout whose requests take their own (a urllib3 pool):
