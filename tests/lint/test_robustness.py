@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stoppable.lint import check_paths, main
+from stoppable.lint import check_paths
 
-BAD = "import queue\nq = queue.Queue()\nq.get()\n"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
-    return tmp_path
+from ._run import BAD, run
 
 
 def test_a_long_sum_is_checked_and_the_rest_of_the_run_goes_on(project: Path) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
 
-from stoppable.lint import ConfigError, check_file, check_paths, config_from_mapping, main
+from stoppable.lint import ConfigError, check_file, check_paths, config_from_mapping
 from stoppable.lint._cache import Cache
+
+from ._run import run
 
 SOURCE = """\
 import queue
@@ -37,19 +38,6 @@ requests.get("http://example.invalid",
 subprocess.run(["true"], check=True,timeout=30)
 requests.post(*args)
 """
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
-    return tmp_path
 
 
 def test_fix_needs_a_configured_timeout(project: Path) -> None:

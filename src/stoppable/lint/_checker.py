@@ -24,13 +24,11 @@ Anything the checker cannot resolve is *unknown*, and unknown is never a finding
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from stoppable.lint import _signatures as sig
 from stoppable.lint._exprs import Expressions
-from stoppable.lint._reexports import SiblingResolver
-from stoppable.lint._signatures import Spec
 from stoppable.lint._values import (
     MISSING,
     NONE,
@@ -83,30 +81,8 @@ def _method_call(stmt: ast.stmt | None, name: str) -> ast.Call | None:
 class Checker(Expressions):
     """Check one module. Make a new one per module; call :meth:`run` once."""
 
-    def __init__(
-        self,
-        *,
-        strict: bool = False,
-        module: str | None = None,
-        is_package: bool = False,
-        blocking_calls: Mapping[str, Spec] | None = None,
-        wrappers: Mapping[str, str] | None = None,
-        assume_socket_default_timeout: bool = False,
-        codes: frozenset[str] | None = None,
-        presets: tuple[str, ...] = (),
-        resolver: SiblingResolver | None = None,
-    ) -> None:
-        super().__init__(
-            presets=presets,
-            resolver=resolver,
-            strict=strict,
-            module=module,
-            is_package=is_package,
-            blocking_calls=blocking_calls,
-            wrappers=wrappers,
-            assume_socket_default_timeout=assume_socket_default_timeout,
-            codes=codes,
-        )
+    def setup(self) -> None:
+        """The dispatch tables: one handler per statement and expression type."""
         self._stmt: dict[type, Callable[[Any], None]] = {
             ast.Expr: self.s_expr,
             ast.Assign: self.s_assign,
@@ -433,12 +409,7 @@ class Checker(Expressions):
     def s_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for decorator in node.decorator_list:
             self.expr(decorator)
-        args = node.args
-        for default in args.defaults:
-            self.expr(default)
-        for kw_default in args.kw_defaults:
-            if kw_default is not None:
-                self.expr(kw_default)
+        self.defaults(node.args)
         returns = self.annotation(node.returns) if node.returns is not None else None
         func = UserFunc(returns, node if node.returns is None else None)
         self.funcs[id(node)] = func

@@ -198,13 +198,17 @@ class Expressions(Judge):
                 self.expr(part)
         return None
 
-    def e_lambda(self, node: ast.Lambda) -> Value:
-        args = node.args
+    def defaults(self, args: ast.arguments) -> None:
+        """Walk a signature's default values (they run where the function is made)."""
         for default in args.defaults:
             self.expr(default)
         for kw_default in args.kw_defaults:
             if kw_default is not None:
                 self.expr(kw_default)
+
+    def e_lambda(self, node: ast.Lambda) -> Value:
+        args = node.args
+        self.defaults(args)
         saved = self.scope
         self.scope = Scope(saved)
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):

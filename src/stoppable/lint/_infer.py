@@ -144,6 +144,10 @@ class Inference:
         #: ``lock.acquire()`` calls released in a ``finally`` (spelled-out ``with lock:``).
         self.released: set[int] = set()
         self.invalid_input_depth = 0
+        self.setup()
+
+    def setup(self) -> None:
+        """Called once the state is made: the layers above add theirs here."""
 
     def lookup(self, name: str) -> Value:
         scope: Scope | None = self.scope
