@@ -1058,3 +1058,8 @@ class Socket:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)
