@@ -15,6 +15,7 @@ stays light (``stoppable.http`` alone would pull in requests): ``stoppable.queue
 family's module.
 """
 
+from . import _shared  # noqa: F401 - its at-fork hook shares events handed to a forked Process
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     StopLike,

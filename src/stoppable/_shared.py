@@ -1,0 +1,648 @@
+"""One ``StopEvent`` across processes: shared state, first reason wins, wake-ups.
+
+A ``StopEvent`` costs nothing more until it is handed to another process: pickled
+(a ``multiprocessing`` pool task, a ``Process`` argument under spawn or forkserver,
+a queue item) or found among the arguments of a ``multiprocessing.Process`` being
+forked. Then it gets a *slot* in an *arena*, a block of shared memory, and from then
+on every copy of it in every process is the same stop:
+
+- **State and reason.** The slot holds the set flag and the first reason (pickled;
+  one that does not pickle into ``REASON_BYTES`` crosses as its ``str``, shortened).
+  Setting takes the arena's inter-process lock (a POSIX record lock on the arena's
+  file, which the kernel drops if its holder dies) and writes only if no process
+  has, so the first reason wins across processes too.
+- **Wake-ups.** Each process that holds shared events has one datagram socket
+  (abstract Unix namespace, so nothing on disk) listed in each arena it uses. The
+  setter sends one empty datagram to every process listed; each process's *watcher*
+  thread, blocked in ``poll`` on that socket, wakes, finds which of its events
+  turned set and sets them locally. That local ``set()`` wakes everything the
+  process has waiting on the event: descriptor waits, condition waits, ``wait()``,
+  callbacks and children, exactly as a set made in the process would. Nothing polls.
+- **``is_set()``** stays the local flag the watcher keeps in sync.
+
+Attaching an arena: a child started by spawn or forkserver receives the arena's
+descriptor with its start (``multiprocessing``'s own descriptor passing); a process
+that receives an event later (a pool task) opens the sender's descriptor through
+``/proc/<pid>/fd/<fd>`` (Linux). A forked child inherits the arenas and its events:
+an at-fork hook lists the child in each arena and starts its watcher, and the events
+among the arguments of a ``multiprocessing.Process`` being forked are shared just
+before the fork (other events reach a forked child only if they were shared already).
+
+Slots are reference counted by the processes holding them and freed when the last
+one lets go. A process killed by ``SIGKILL`` cannot let go: its slots stay taken
+until every process using the arena has ended (the arena is then freed by the
+kernel); a new arena is made when one is full.
+
+Linux only (memfd, abstract sockets, ``/proc``); elsewhere handing a ``StopEvent``
+to another process raises ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mmap
+
+    from ._stop import StopEvent
+
+__all__ = ["REASON_BYTES", "reduce_event", "share"]
+
+_log = logging.getLogger("stoppable")
+
+_MAGIC: Final = b"STOPARN1"
+_TOKEN_BYTES: Final = 16
+# Header: magic, token, serial counter, allocation hint; then the process table.
+_HEAD_FMT: Final = "<8s16sQI4x"
+_PROCS: Final = 1024  # processes listed per arena, each (pid, nonce)
+_PROC_FMT: Final = "<IIQ"  # pid, in-use flag, nonce
+_PROC_SIZE: Final = 16
+_PROC_OFFSET: Final = 64
+_HEADER_SIZE: Final = _PROC_OFFSET + _PROCS * _PROC_SIZE
+_SLOTS: Final = 4096
+_SLOT_SIZE: Final = 256
+_SLOT_FMT: Final = "<IIQI4x"  # state, refs, serial, reason length
+_SLOT_HEAD: Final = 24
+REASON_BYTES: Final = _SLOT_SIZE - _SLOT_HEAD
+"""The largest pickled reason that crosses processes as itself (else as its ``str``)."""
+_ARENA_SIZE: Final = _HEADER_SIZE + _SLOTS * _SLOT_SIZE
+
+_FREE, _LIVE, _SET = 0, 1, 2
+
+SUPPORTED: Final = (
+    sys.platform.startswith("linux") and hasattr(os, "memfd_create") and os.path.isdir("/proc")
+)
+
+
+class _Arena:
+    """A block of shared memory holding slots, and the lock that guards it."""
+
+    def __init__(self, fd: int, token: bytes | None = None) -> None:
+        import mmap
+        import struct
+
+        self.fd = fd
+        self.mm: mmap.mmap = mmap.mmap(fd, _ARENA_SIZE)
+        self.head = struct.Struct(_HEAD_FMT)
+        self.proc = struct.Struct(_PROC_FMT)
+        self.slot = struct.Struct(_SLOT_FMT)
+        if token is None:  # a new arena: this process made it
+            token = os.urandom(_TOKEN_BYTES)
+            self.head.pack_into(self.mm, 0, _MAGIC, token, 0, 0)
+        else:
+            magic, found, _, _ = self.head.unpack_from(self.mm, 0)
+            if magic != _MAGIC or found != token:
+                self.mm.close()
+                raise RuntimeError("the descriptor is not the expected StopEvent arena")
+        self.token = token
+        self.tlock = threading.Lock()
+        self.handle = _ArenaHandle(self)
+
+    @contextlib.contextmanager
+    def locked(self) -> Any:
+        import fcntl
+
+        # Threads of one process share a record lock, so they queue on tlock first.
+        with self.tlock:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def _at(self, slot: int) -> int:
+        return _HEADER_SIZE + slot * _SLOT_SIZE
+
+    def alloc(self) -> tuple[int, int] | None:
+        """A free slot, live and held once by the caller: ``(slot, serial)``; None if full."""
+        with self.locked():
+            magic, token, serial, hint = self.head.unpack_from(self.mm, 0)
+            for i in range(_SLOTS):
+                slot = (hint + i) % _SLOTS
+                if self.slot.unpack_from(self.mm, self._at(slot))[0] == _FREE:
+                    serial += 1
+                    self.slot.pack_into(self.mm, self._at(slot), _LIVE, 1, serial, 0)
+                    self.head.pack_into(self.mm, 0, magic, token, serial, (slot + 1) % _SLOTS)
+                    return slot, serial
+        return None
+
+    def incref(self, slot: int, serial: int) -> bool:
+        """Hold the slot once more; False if it no longer holds that event."""
+        with self.locked():
+            state, refs, found, length = self.slot.unpack_from(self.mm, self._at(slot))
+            if state == _FREE or found != serial:
+                return False
+            self.slot.pack_into(self.mm, self._at(slot), state, refs + 1, serial, length)
+            return True
+
+    def decref(self, slot: int, serial: int) -> None:
+        with self.locked():
+            state, refs, found, length = self.slot.unpack_from(self.mm, self._at(slot))
+            if state == _FREE or found != serial:
+                return
+            if refs <= 1:
+                self.slot.pack_into(self.mm, self._at(slot), _FREE, 0, 0, 0)
+            else:
+                self.slot.pack_into(self.mm, self._at(slot), state, refs - 1, serial, length)
+
+    def is_set(self, slot: int, serial: int) -> bool:
+        # One aligned read of the state word; the reason is read under the lock.
+        state, _, found, _ = self.slot.unpack_from(self.mm, self._at(slot))
+        return state == _SET and found == serial
+
+    def publish(self, slot: int, serial: int, data: bytes) -> bytes | None:
+        """Set the slot with ``data`` unless set already; the winning reason's bytes.
+
+        ``None`` if the slot no longer holds that event.
+        """
+        at = self._at(slot)
+        with self.locked():
+            state, refs, found, length = self.slot.unpack_from(self.mm, at)
+            if state == _FREE or found != serial:
+                return None
+            if state == _SET:
+                return bytes(self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + length])
+            # The reason first, then the flag: a reader that sees the flag sees it.
+            self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + len(data)] = data
+            self.slot.pack_into(self.mm, at, _SET, refs, serial, len(data))
+            return data
+
+    def reason(self, slot: int) -> bytes:
+        at = self._at(slot)
+        with self.locked():
+            length = self.slot.unpack_from(self.mm, at)[3]
+            return bytes(self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + length])
+
+    # -- the process table ----------------------------------------------------------
+
+    def _entries(self) -> list[tuple[int, int, int]]:
+        found = []
+        for i in range(_PROCS):
+            pid, used, nonce = self.proc.unpack_from(self.mm, _PROC_OFFSET + i * _PROC_SIZE)
+            if used:
+                found.append((i, pid, nonce))
+        return found
+
+    def enlist(self, pid: int, nonce: int, sock: Any) -> None:
+        """List this process's wake-up socket; makes room by dropping dead listeners."""
+        with self.locked():
+            for attempt in range(2):
+                for i in range(_PROCS):
+                    at = _PROC_OFFSET + i * _PROC_SIZE
+                    if not self.proc.unpack_from(self.mm, at)[1]:
+                        self.proc.pack_into(self.mm, at, pid, 1, nonce)
+                        return
+                if attempt == 0:
+                    self._wake_locked(sock, skip=None)  # clears the dead ones
+        raise RuntimeError(f"more than {_PROCS} processes share one StopEvent arena")
+
+    def delist(self, pid: int, nonce: int) -> None:
+        with self.locked():
+            for i, found_pid, found_nonce in self._entries():
+                if (found_pid, found_nonce) == (pid, nonce):
+                    self.proc.pack_into(self.mm, _PROC_OFFSET + i * _PROC_SIZE, 0, 0, 0)
+
+    def wake(self, sock: Any, skip: tuple[int, int] | None) -> None:
+        """Wake every listed process but ``skip`` (each rescans its events)."""
+        with self.locked():
+            self._wake_locked(sock, skip)
+
+    def _wake_locked(self, sock: Any, skip: tuple[int, int] | None) -> None:
+        for i, pid, nonce in self._entries():
+            if (pid, nonce) == skip:
+                continue
+            try:
+                sock.sendto(b"", _address(pid, nonce))
+            except BlockingIOError:
+                pass  # its queue is full: it has wake-ups pending already
+            except OSError:  # nobody there: that process has ended
+                self.proc.pack_into(self.mm, _PROC_OFFSET + i * _PROC_SIZE, 0, 0, 0)
+
+    def close(self) -> None:
+        self.mm.close()
+        os.close(self.fd)
+
+
+def _address(pid: int, nonce: int) -> bytes:
+    return f"\0stoppable-stop-{pid}-{nonce:x}".encode()
+
+
+class _ArenaHandle:
+    """How an arena travels in a pickle: its descriptor at a spawn, else where to find it."""
+
+    def __init__(self, arena: _Arena) -> None:
+        self.arena = arena
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from multiprocessing import context, reduction
+
+        arena = self.arena
+        if context.get_spawning_popen() is not None:
+            return (_attach_fd, (arena.token, reduction.DupFd(arena.fd)))
+        return (_attach_proc, (arena.token, os.getpid(), arena.fd))
+
+
+class _Link:
+    """What a shared ``StopEvent`` holds: its slot, and the reason once settled."""
+
+    __slots__ = ("arena", "reason", "serial", "settled", "slot")
+
+    def __init__(self, arena: _Arena, slot: int, serial: int) -> None:
+        self.arena = arena
+        self.slot = slot
+        self.serial = serial
+        self.settled = False
+        self.reason: object = None
+
+    def publish(self, reason: object) -> object:
+        """Called by ``StopEvent.set()``: the reason that wins across processes."""
+        if self.settled:
+            return self.reason
+        data = _encode(reason)
+        winner = self.arena.publish(self.slot, self.serial, data)
+        if winner is data:
+            state = _state()
+            if state is not None and state.sock is not None:
+                self.arena.wake(state.sock, (state.pid, state.nonce))
+        elif winner is not None:
+            reason = _decode(winner)
+        self.reason, self.settled = reason, True
+        return reason
+
+
+def _encode(reason: object) -> bytes:
+    import pickle
+
+    try:
+        data = pickle.dumps(reason, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        data = b""
+    if not data or len(data) > REASON_BYTES:
+        text = str(reason)
+        while True:
+            data = pickle.dumps(text, protocol=pickle.HIGHEST_PROTOCOL)
+            if len(data) <= REASON_BYTES:
+                break
+            text = text[: max(0, len(text) - (len(data) - REASON_BYTES) - 4)] + "..."
+    return data
+
+
+def _decode(data: bytes) -> object:
+    import pickle
+
+    try:
+        return pickle.loads(data)
+    except Exception:  # a class this process cannot import
+        return repr(data)
+
+
+# --- this process's side -------------------------------------------------------------
+
+
+class _State:
+    """This process's arenas, shared events, wake-up socket and watcher."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.pid = os.getpid()
+        self.nonce = int.from_bytes(os.urandom(6), "little")
+        self.sock: Any = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(_address(self.pid, self.nonce))
+        self.sock.setblocking(False)
+        self.arenas: dict[bytes, _Arena] = {}
+        self.home: _Arena | None = None
+        self.events: dict[tuple[bytes, int], weakref.ref[StopEvent]] = {}
+        # Slots of events this process dropped, let go of by the watcher: a finalizer
+        # may run inside any code, an arena's locked section included.
+        self.pending: deque[tuple[tuple[bytes, int], _Link]] = deque()
+        self.released = False
+        self.watcher = threading.Thread(target=self._watch, name="stoppable-stop-watcher")
+        self.watcher.daemon = True
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        while True:
+            try:
+                poller.poll()
+                while True:  # drain: one scan answers every wake-up queued so far
+                    self.sock.recv(16)
+            except BlockingIOError:
+                pass
+            except OSError:  # closed: this process is letting go of everything
+                return
+            self.let_go()
+            self.scan()
+
+    def let_go(self) -> None:
+        """Give back the slots of the events this process dropped."""
+        pending = self.pending
+        while pending:
+            key, link = pending.popleft()
+            with _glock:
+                if self.released:
+                    return
+                ref = self.events.get(key)
+                if ref is not None and ref() is None:
+                    del self.events[key]
+            link.arena.decref(link.slot, link.serial)
+
+    def scan(self) -> None:
+        """Set locally each event some other process has set."""
+        with _glock:
+            events = list(self.events.items())
+        for (token, _), ref in events:
+            event = ref()
+            link = None if event is None else event._shared
+            if event is None or link is None or event._flag:
+                continue
+            if link.arena.is_set(link.slot, link.serial):
+                link.reason, link.settled = _decode(link.arena.reason(link.slot)), True
+                try:
+                    event.set(link.reason)
+                except Exception:  # pragma: no cover - set() logs callback errors itself
+                    _log.exception("setting a shared StopEvent failed")
+
+    def arena_for_new(self) -> tuple[_Arena, int, int]:
+        home = self.home
+        if home is not None:
+            got = home.alloc()
+            if got is not None:
+                return (home, *got)
+        fd = os.memfd_create("stoppable-stop", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, _ARENA_SIZE)  # pages are given only when touched
+            arena = _Arena(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.adopt(arena)
+        self.home = arena
+        got = arena.alloc()
+        assert got is not None
+        return (arena, *got)
+
+    def adopt(self, arena: _Arena) -> None:
+        arena.enlist(self.pid, self.nonce, self.sock)
+        self.arenas[arena.token] = arena
+
+    def link(self, event: StopEvent, arena: _Arena, slot: int, serial: int) -> None:
+        """Make ``event`` the one this process holds for the slot (already held once)."""
+        link = _Link(arena, slot, serial)
+        event._shared = link
+        key = (arena.token, slot)
+        self.events[key] = weakref.ref(event)
+        weakref.finalize(event, _release, self, key, link)
+
+    def release_all(self) -> None:
+        """At exit: let go of every slot and listing (idempotent)."""
+        with _glock:
+            if self.released or self.pid != os.getpid():
+                return
+            self.released = True
+            events, self.events = self.events, {}
+            for _, link in self.pending:
+                link.arena.decref(link.slot, link.serial)
+            self.pending.clear()
+            for (token, slot), ref in events.items():
+                event = ref()
+                link = None if event is None else event._shared
+                arena = self.arenas.get(token)
+                if arena is not None and link is not None:
+                    arena.decref(slot, link.serial)
+            for arena in self.arenas.values():
+                arena.delist(self.pid, self.nonce)
+
+
+def _release(state: _State, key: tuple[bytes, int], link: _Link) -> None:
+    # An event's finalizer: no lock here (see _State.pending); the watcher does it.
+    if state.released or state.pid != os.getpid():
+        return
+    state.pending.append((key, link))
+    with contextlib.suppress(OSError):
+        state.sock.sendto(b"", _address(state.pid, state.nonce))
+
+
+_glock = threading.RLock()
+_process: _State | None = None
+
+
+def _state() -> _State | None:
+    return _process if _process is not None and _process.pid == os.getpid() else None
+
+
+def _require_state() -> _State:
+    global _process
+    state = _state()
+    if state is None:
+        if not SUPPORTED:
+            raise RuntimeError(
+                "a StopEvent can be shared with other processes only on Linux "
+                "(memfd, abstract Unix sockets, /proc)"
+            )
+        state = _process = _State()
+        _at_exit_release(state)
+    return state
+
+
+def _at_exit_release(state: _State) -> None:
+    import atexit
+    from multiprocessing import util
+
+    atexit.register(state.release_all)
+    # A multiprocessing child ends by os._exit, after running multiprocessing's own
+    # finalizers (not atexit's); those are cleared when the child starts, so the
+    # finalizer is (re)made from an after-fork hook, which runs after the clearing.
+    util.Finalize(None, state.release_all, exitpriority=0)
+    util.register_after_fork(state, lambda s: util.Finalize(None, s.release_all, exitpriority=0))
+
+
+def share(event: StopEvent) -> None:
+    """Give ``event`` a slot, so that every process it reaches holds the same stop."""
+    if event._shared is not None:
+        return
+    with _glock:
+        if event._shared is not None:
+            return
+        state = _require_state()
+        arena, slot, serial = state.arena_for_new()
+        state.link(event, arena, slot, serial)
+        if event._flag:  # set before it was shared: the slot says so too
+            event._shared.publish(event._reason)
+
+
+def reduce_event(event: StopEvent) -> tuple[Any, ...]:
+    """``StopEvent.__reduce__``: share it, then travel as a reference to its slot."""
+    share(event)
+    link = event._shared
+    return (_rebuild, (link.arena.handle, link.slot, link.serial))
+
+
+def _attach_fd(token: bytes, dup: Any) -> _Arena:
+    fd = dup.detach()
+    with _glock:
+        state = _require_state()
+        arena = state.arenas.get(token)
+        if arena is not None:
+            os.close(fd)
+            return arena
+        os.set_inheritable(fd, False)
+        arena = _Arena(fd, token)
+        state.adopt(arena)
+        return arena
+
+
+def _attach_proc(token: bytes, pid: int, fd: int) -> _Arena:
+    with _glock:
+        state = _require_state()
+        arena = state.arenas.get(token)
+        if arena is not None:
+            return arena
+        try:
+            new_fd = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+        except OSError as err:
+            raise RuntimeError(
+                f"cannot reach the shared StopEvent of process {pid}: it has ended, or "
+                f"/proc/{pid}/fd is not readable here ({err})"
+            ) from err
+        try:
+            arena = _Arena(new_fd, token)
+        except BaseException:
+            os.close(new_fd)
+            raise
+        state.adopt(arena)
+        return arena
+
+
+def _rebuild(arena: _Arena, slot: int, serial: int) -> StopEvent:
+    from ._stop import StopEvent
+
+    with _glock:
+        state = _require_state()
+        ref = state.events.get((arena.token, slot))
+        event = None if ref is None else ref()
+        if event is not None and event._shared is not None and event._shared.serial == serial:
+            return event
+        event = StopEvent()
+        if not arena.incref(slot, serial):
+            _log.warning(
+                "a StopEvent arrived after every process had let go of it: it is not "
+                "shared any more (keep a reference to it until the receiver has it)"
+            )
+            return event
+        state.link(event, arena, slot, serial)
+    if arena.is_set(slot, serial):  # set before it arrived
+        state.scan()
+    return event
+
+
+# --- fork ------------------------------------------------------------------------------
+
+
+def _handed_over(root: object) -> list[StopEvent]:
+    """The ``StopEvent``s reachable from ``root``: containers, attributes, closures."""
+    from ._stop import StopEvent
+
+    found: list[StopEvent] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(root, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if id(obj) in seen or depth > 8:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, StopEvent):
+            found.append(obj)
+            continue
+        if obj is None or isinstance(obj, (str, bytes, int, float, type)):
+            continue
+        children: list[object] = []
+        if isinstance(obj, (tuple, list, set, frozenset)):
+            children.extend(obj)
+        elif isinstance(obj, dict):
+            children.extend(obj.values())
+        else:
+            # A bound method's object, a partial's function and arguments, a
+            # closure's cells, an instance's attributes.
+            for name in ("__self__", "func", "args", "keywords"):
+                with contextlib.suppress(Exception):
+                    children.append(object.__getattribute__(obj, name))
+            for cell in getattr(obj, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    children.append(cell.cell_contents)
+            attrs = getattr(obj, "__dict__", None)
+            if isinstance(attrs, dict):
+                children.extend(attrs.values())
+        stack.extend((child, depth + 1) for child in children)
+    return found
+
+
+def _before_fork() -> None:
+    # multiprocessing forks a Process in Popen._launch(process_obj): nothing is
+    # pickled, so the events among its arguments are shared here, before the fork.
+    popen_fork = sys.modules.get("multiprocessing.popen_fork")
+    if popen_fork is not None:
+        frame = sys._getframe(1)
+        launch = getattr(getattr(popen_fork, "Popen", None), "_launch", None)
+        if frame.f_code is getattr(launch, "__code__", None) and SUPPORTED:
+            for event in _handed_over(frame.f_locals.get("process_obj")):
+                try:
+                    share(event)
+                except Exception:  # the fork goes ahead; the event stays local
+                    _log.exception("could not share a StopEvent with a forked process")
+    _glock.acquire()
+
+
+def _after_fork_parent() -> None:
+    _glock.release()
+
+
+def _after_fork_child() -> None:
+    global _glock, _process
+    _glock = threading.RLock()
+    parent = _process
+    if parent is None or parent.released:
+        _process = None
+        return
+    # The child holds copies of every shared event: it becomes one more holder of
+    # each, listed in each arena, with a watcher of its own.
+    try:
+        _process = None
+        state = _require_state()
+        for arena in parent.arenas.values():
+            arena.tlock = threading.Lock()
+            state.adopt(arena)
+        state.home = None  # the parent's; this process makes its own when it shares
+        for key, ref in parent.events.items():
+            event = ref()
+            link = None if event is None else event._shared
+            if event is None or link is None:
+                continue
+            if link.arena.incref(link.slot, link.serial):
+                state.events[key] = ref
+                weakref.finalize(event, _release, state, key, link)
+            else:
+                event._shared = None
+        parent.sock.close()
+        state.scan()
+    except Exception:  # pragma: no cover - the child runs on, its events local
+        _log.exception("could not connect a forked child's shared StopEvents")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_parent,
+        after_in_child=_after_fork_child,
+    )
