@@ -88,7 +88,9 @@ __all__ = [
     "FIRST_EXCEPTION",
     "FutureDeadline",
     "PoolDeadline",
+    "ProcessPoolExecutor",
     "ShutdownDeadline",
+    "TaskKilled",
     "ThreadPoolExecutor",
     "as_completed",
     "current_stop",
@@ -741,3 +743,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             # Do not replace the exception that ends the block (a KeyboardInterrupt
             # must stay one): report the shutdown's failure beside it.
             _log.warning("%s (while leaving the block by %r)", err, exc)
+
+
+# Process pools live in their own module; their public names are this module's.
+from ._procpool import ProcessPoolExecutor, TaskKilled  # noqa: E402
