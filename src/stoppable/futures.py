@@ -96,6 +96,8 @@ __all__ = [
     "current_stop",
     "exception",
     "pool_apply",
+    "pool_imap",
+    "pool_imap_unordered",
     "pool_map",
     "pool_starmap",
     "result",
@@ -746,4 +748,5 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 # Process pools live in their own module; their public names are this module's.
+from ._poolimap import pool_imap, pool_imap_unordered  # noqa: E402
 from ._procpool import ProcessPoolExecutor, TaskKilled  # noqa: E402
