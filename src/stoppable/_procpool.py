@@ -46,7 +46,6 @@ from typing import Any, Final, ParamSpec, TypeVar
 from ._errors import Stopped
 from ._limits import scope, validate_timeout
 from ._stop import StopEvent
-from .futures import ShutdownDeadline, _describe, _task_stop
 
 __all__ = ["KILL_AFTER", "SHUTDOWN_TIMEOUT", "ProcessPoolExecutor", "TaskKilled"]
 
@@ -144,14 +143,14 @@ def _run(
 ) -> tuple[bool, Any]:
     if stop._flag:  # stopped before it started: it does not run
         return False, Stopped(stop.reason)
-    token = _task_stop.set(stop)
+    token = _futures._task_stop.set(stop)
     try:
         with scope(stop=stop):
             return True, fn(*args, **kwargs)
     except BaseException as exc:
         return False, exc
     finally:
-        _task_stop.reset(token)
+        _futures._task_stop.reset(token)
 
 
 def _reply(conn: multiprocessing.connection.Connection, task_id: int, ok: bool, value: Any) -> None:
@@ -421,9 +420,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         with self._lock:
             killed, self._killed = self._killed, []
         if killed:
-            names = ", ".join(_describe(work.fn) for work in killed[:5])
+            names = ", ".join(_futures._describe(work.fn) for work in killed[:5])
             more = f" and {len(killed) - 5} more" if len(killed) > 5 else ""
-            error = ShutdownDeadline(
+            error = _futures.ShutdownDeadline(
                 f"executor shutdown timed out after {seconds:g} s: {len(killed)} task(s) "
                 f"did not finish and were ended: {names}{more}",
                 timeout=seconds,
@@ -441,7 +440,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         stopping = exc is not None and not isinstance(exc, Exception)
         try:
             self.shutdown(wait=True, stop=stopping)
-        except ShutdownDeadline as err:
+        except _futures.ShutdownDeadline as err:
             if exc is None:
                 raise
             _log.warning("%s (while leaving the block by %r)", err, exc)
@@ -635,7 +634,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         else:
             work.future.set_exception(
                 BrokenProcessPool(
-                    f"the worker process running {_describe(work.fn)} ended unexpectedly "
+                    f"the worker process running {_futures._describe(work.fn)} ended unexpectedly "
                     f"(exit code {code}); the pool replaces it"
                 )
             )
@@ -720,3 +719,7 @@ else:  # pragma: no cover - a Python without it
     import atexit
 
     atexit.register(_at_exit)
+
+# Last: ``futures`` re-exports this module's names, and a spawned worker imports this
+# module first; what is used from ``futures`` is read at call time.
+from . import futures as _futures  # noqa: E402
