@@ -59,8 +59,9 @@ _log = logging.getLogger("stoppable")
 
 _MAGIC: Final = b"STOPARN1"
 _TOKEN_BYTES: Final = 16
-# Header: magic, token, serial counter, allocation hint; then the process table.
-_HEAD_FMT: Final = "<8s16sQI4x"
+# Header: magic, token, serial counter, allocation hint, process table high-water
+# mark; then the process table.
+_HEAD_FMT: Final = "<8s16sQII"
 _PROCS: Final = 1024  # processes listed per arena, each (pid, nonce)
 _PROC_FMT: Final = "<IIQ"  # pid, in-use flag, nonce
 _PROC_SIZE: Final = 16
@@ -95,9 +96,9 @@ class _Arena:
         self.slot = struct.Struct(_SLOT_FMT)
         if token is None:  # a new arena: this process made it
             token = os.urandom(_TOKEN_BYTES)
-            self.head.pack_into(self.mm, 0, _MAGIC, token, 0, 0)
+            self.head.pack_into(self.mm, 0, _MAGIC, token, 0, 0, 0)
         else:
-            magic, found, _, _ = self.head.unpack_from(self.mm, 0)
+            magic, found, _, _, _ = self.head.unpack_from(self.mm, 0)
             if magic != _MAGIC or found != token:
                 self.mm.close()
                 raise RuntimeError("the descriptor is not the expected StopEvent arena")
@@ -123,13 +124,14 @@ class _Arena:
     def alloc(self) -> tuple[int, int] | None:
         """A free slot, live and held once by the caller: ``(slot, serial)``; None if full."""
         with self.locked():
-            magic, token, serial, hint = self.head.unpack_from(self.mm, 0)
+            magic, token, serial, hint, high = self.head.unpack_from(self.mm, 0)
             for i in range(_SLOTS):
                 slot = (hint + i) % _SLOTS
                 if self.slot.unpack_from(self.mm, self._at(slot))[0] == _FREE:
                     serial += 1
                     self.slot.pack_into(self.mm, self._at(slot), _LIVE, 1, serial, 0)
-                    self.head.pack_into(self.mm, 0, magic, token, serial, (slot + 1) % _SLOTS)
+                    next_hint = (slot + 1) % _SLOTS
+                    self.head.pack_into(self.mm, 0, magic, token, serial, next_hint, high)
                     return slot, serial
         return None
 
@@ -157,22 +159,26 @@ class _Arena:
         state, _, found, _ = self.slot.unpack_from(self.mm, self._at(slot))
         return state == _SET and found == serial
 
-    def publish(self, slot: int, serial: int, data: bytes) -> bytes | None:
-        """Set the slot with ``data`` unless set already; the winning reason's bytes.
+    def publish(
+        self, slot: int, serial: int, data: bytes
+    ) -> tuple[bytes | None, list[tuple[int, int, int]]]:
+        """Set the slot with ``data`` unless set already.
 
-        ``None`` if the slot no longer holds that event.
+        Returns the winning reason's bytes (``None`` if the slot no longer holds that
+        event) and, when this call set it, the processes to wake.
         """
         at = self._at(slot)
         with self.locked():
             state, refs, found, length = self.slot.unpack_from(self.mm, at)
             if state == _FREE or found != serial:
-                return None
+                return None, []
             if state == _SET:
-                return bytes(self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + length])
+                return bytes(self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + length]), []
             # The reason first, then the flag: a reader that sees the flag sees it.
             self.mm[at + _SLOT_HEAD : at + _SLOT_HEAD + len(data)] = data
             self.slot.pack_into(self.mm, at, _SET, refs, serial, len(data))
-            return data
+            # Read in the same locked section: a process listed later scans on listing.
+            return data, self._entries()
 
     def reason(self, slot: int) -> bytes:
         at = self._at(slot)
@@ -183,12 +189,13 @@ class _Arena:
     # -- the process table ----------------------------------------------------------
 
     def _entries(self) -> list[tuple[int, int, int]]:
-        found = []
-        for i in range(_PROCS):
-            pid, used, nonce = self.proc.unpack_from(self.mm, _PROC_OFFSET + i * _PROC_SIZE)
-            if used:
-                found.append((i, pid, nonce))
-        return found
+        high = self.head.unpack_from(self.mm, 0)[4]
+        table = self.mm[_PROC_OFFSET : _PROC_OFFSET + high * _PROC_SIZE]
+        return [
+            (i, pid, nonce)
+            for i, (pid, used, nonce) in enumerate(self.proc.iter_unpack(table))
+            if used
+        ]
 
     def enlist(self, pid: int, nonce: int, sock: Any) -> None:
         """List this process's wake-up socket; makes room by dropping dead listeners."""
@@ -198,6 +205,9 @@ class _Arena:
                     at = _PROC_OFFSET + i * _PROC_SIZE
                     if not self.proc.unpack_from(self.mm, at)[1]:
                         self.proc.pack_into(self.mm, at, pid, 1, nonce)
+                        head = list(self.head.unpack_from(self.mm, 0))
+                        head[4] = max(head[4], i + 1)
+                        self.head.pack_into(self.mm, 0, *head)
                         return
                 if attempt == 0:
                     self._wake_locked(sock, skip=None)  # clears the dead ones
@@ -209,25 +219,43 @@ class _Arena:
                 if (found_pid, found_nonce) == (pid, nonce):
                     self.proc.pack_into(self.mm, _PROC_OFFSET + i * _PROC_SIZE, 0, 0, 0)
 
-    def wake(self, sock: Any, skip: tuple[int, int] | None) -> None:
-        """Wake every listed process but ``skip`` (each rescans its events)."""
-        with self.locked():
-            self._wake_locked(sock, skip)
+    def wake(
+        self, sock: Any, entries: list[tuple[int, int, int]], skip: tuple[int, int] | None
+    ) -> None:
+        """Wake the listed processes but ``skip`` (each rescans its events)."""
+        gone = _send_wakeups(sock, entries, skip)
+        if gone:
+            with self.locked():
+                for i, pid, nonce in gone:  # unless the place was taken again meanwhile
+                    at = _PROC_OFFSET + i * _PROC_SIZE
+                    if self.proc.unpack_from(self.mm, at) == (pid, 1, nonce):
+                        self.proc.pack_into(self.mm, at, 0, 0, 0)
 
     def _wake_locked(self, sock: Any, skip: tuple[int, int] | None) -> None:
-        for i, pid, nonce in self._entries():
-            if (pid, nonce) == skip:
-                continue
-            try:
-                sock.sendto(b"", _address(pid, nonce))
-            except BlockingIOError:
-                pass  # its queue is full: it has wake-ups pending already
-            except OSError:  # nobody there: that process has ended
-                self.proc.pack_into(self.mm, _PROC_OFFSET + i * _PROC_SIZE, 0, 0, 0)
+        for i, _, _ in _send_wakeups(sock, self._entries(), skip):
+            self.proc.pack_into(self.mm, _PROC_OFFSET + i * _PROC_SIZE, 0, 0, 0)
 
     def close(self) -> None:
         self.mm.close()
         os.close(self.fd)
+
+
+def _send_wakeups(
+    sock: Any, entries: list[tuple[int, int, int]], skip: tuple[int, int] | None
+) -> list[tuple[int, int, int]]:
+    """Send each listed process an empty datagram; the entries nobody listens on."""
+    gone = []
+    for entry in entries:
+        _, pid, nonce = entry
+        if (pid, nonce) == skip:
+            continue
+        try:
+            sock.sendto(b"", _address(pid, nonce))
+        except BlockingIOError:
+            pass  # its queue is full: it has wake-ups pending already
+        except OSError:  # nobody there: that process has ended
+            gone.append(entry)
+    return gone
 
 
 def _address(pid: int, nonce: int) -> bytes:
@@ -266,11 +294,11 @@ class _Link:
         if self.settled:
             return self.reason
         data = _encode(reason)
-        winner = self.arena.publish(self.slot, self.serial, data)
+        winner, listed = self.arena.publish(self.slot, self.serial, data)
         if winner is data:
             state = _state()
-            if state is not None and state.sock is not None:
-                self.arena.wake(state.sock, (state.pid, state.nonce))
+            if state is not None:
+                self.arena.wake(state.sock, listed, (state.pid, state.nonce))
         elif winner is not None:
             reason = _decode(winner)
         self.reason, self.settled = reason, True
