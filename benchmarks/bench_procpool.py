@@ -9,6 +9,7 @@ tasks for the shutdown.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import queue
@@ -55,7 +56,7 @@ def _pipe_child(conn: Any, wake: Any) -> None:
         if conn.recv() is None:
             return
         conn.send("ready")
-        select.select([wake], [], [])
+        select.select([wake], [], [])  # noqa: STP100 - the reference: a bare pipe wait
         wake.recv_bytes()
         conn.send(time.monotonic())
 
@@ -83,7 +84,7 @@ def wake_table() -> Table:
     for method in ("fork", "spawn", "forkserver"):
         ctx = multiprocessing.get_context(method)
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_stop_child, args=(child,))
+        process = ctx.Process(target=_stop_child, args=(child,))  # type: ignore[attr-defined]
         process.start()
         samples = _rounds(parent, runs, StopEvent, lambda stop: stop.set("go"))
         process.join(LONG)
@@ -108,14 +109,21 @@ def wake_table() -> Table:
 
     samples = _rounds(parent, runs, fresh, fire_event)
     process.join(LONG)
-    table.add("fork", "multiprocessing.Event.wait() (cannot wait beside anything)", p50_p99(samples), "(reference)")
+    table.add(
+        "fork",
+        "multiprocessing.Event.wait() (cannot wait beside anything)",
+        p50_p99(samples),
+        "(reference)",
+    )
     parent, child = ctx.Pipe()
     wake_r, wake_w = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_pipe_child, args=(child, wake_r))
     process.start()
     samples = _rounds(parent, runs, lambda: True, lambda _: wake_w.send_bytes(b"x"))
     process.join(LONG)
-    table.add("fork", "a pipe and select (no reason, no first-wins)", p50_p99(samples), "(reference)")
+    table.add(
+        "fork", "a pipe and select (no reason, no first-wins)", p50_p99(samples), "(reference)"
+    )
     table.notes.append(
         f"{runs} rounds each, a fresh StopEvent per round handed over by pickling; the child "
         "stamps time.monotonic() (one clock for all processes) when its wait returns."
@@ -133,10 +141,8 @@ def _blocked_task() -> None:
 def _polling_task(flag: Any) -> None:
     q: queue.Queue[object] = queue.Queue()
     while not flag.is_set():
-        try:
+        with contextlib.suppress(queue.Empty):
             q.get(timeout=SLICE)
-        except queue.Empty:
-            pass
 
 
 def shutdown_table() -> Table:
@@ -227,7 +233,12 @@ def overhead_table() -> Table:
     ours_pool.shutdown()
     std_pool.shutdown()
     ratio = statistics.median(ours) / statistics.median(theirs)
-    table.add("concurrent.futures.ProcessPoolExecutor", f"{statistics.median(theirs) * 1e6:.0f} us", "1.00", "")
+    table.add(
+        "concurrent.futures.ProcessPoolExecutor",
+        f"{statistics.median(theirs) * 1e6:.0f} us",
+        "1.00",
+        "",
+    )
     table.add(
         "stoppable.futures.ProcessPoolExecutor",
         f"{statistics.median(ours) * 1e6:.0f} us",

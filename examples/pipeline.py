@@ -27,6 +27,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from functools import partial
 
 from stoppable import StopEvent, Stopped, checkpoint, futures, queues, sync
 from stoppable.process import stop_on_signals
@@ -107,7 +108,15 @@ def fetch(
         except RuntimeError:  # the pool is shutting down: the stop came meanwhile
             return
         ledger.move(item, "crunching")
-        future.add_done_callback(lambda f, item=item: results.put((item, f)))
+        future.add_done_callback(partial(_finished, results, item))
+
+
+def _finished(
+    results: queue.Queue[tuple[int, Future[tuple[int, int]]]],
+    item: int,
+    future: Future[tuple[int, int]],
+) -> None:
+    results.put((item, future))
 
 
 def store(

@@ -54,7 +54,7 @@ def test_pipeline_stops_on_sigterm_and_accounts_for_every_item() -> None:
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
+            child.wait(timeout=10)
     assert child.returncode == 0, err
     assert took < 10, took  # nothing waited out its timeout
     summary = json.loads(out.splitlines()[-1])
@@ -62,11 +62,13 @@ def test_pipeline_stops_on_sigterm_and_accounts_for_every_item() -> None:
     done, stopped, left = summary["done"], summary["stopped"], summary["not_started"]
     accounted = done + [int(i) for i in stopped] + left
     assert sorted(accounted) == list(range(items))  # each item exactly once
-    assert len(done) >= 3 and left  # it was stopped midway
+    assert len(done) >= 3
+    assert left
     assert summary["workers"]
     for pid in summary["workers"]:  # no worker outlived the pipeline (no orphan)
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        assert b"multiprocessing" not in cmdline and b"pipeline" not in cmdline
+        assert b"multiprocessing" not in cmdline
+        assert b"pipeline" not in cmdline

@@ -69,7 +69,8 @@ def test_results_exceptions_and_the_tasks_own_stop(pool: futures.ProcessPoolExec
         futures.result(failing, timeout=LONG)
     assert "in fail" in str(info.value.__cause__)  # the worker's traceback comes along
     pid, has_stop = futures.result(pool.submit(ps.pid_and_stop), timeout=LONG)
-    assert pid != os.getpid() and has_stop
+    assert pid != os.getpid()
+    assert has_stop
     assert futures.current_stop() is None
 
 
@@ -150,9 +151,7 @@ def test_shutdown_stop_stops_running_tasks_and_none_queued_starts(
         executor.submit(ps.square, 1)
 
 
-def test_shutdown_deadline_ends_and_names_the_stubborn_tasks(
-    own_pool: Any, tmp_path: Path
-) -> None:
+def test_shutdown_deadline_ends_and_names_the_stubborn_tasks(own_pool: Any, tmp_path: Path) -> None:
     executor = own_pool(2)
     stubborn = executor.submit(ps.stubborn, marker(tmp_path, "stubborn"))
     polite = executor.submit(ps.blocked, marker(tmp_path, "polite"))
@@ -269,7 +268,6 @@ def test_pool_imap_is_bounded_and_stoppable() -> None:
         with pytest.raises(futures.PoolDeadline):
             next(slow)
         mp_pool.terminate()
-        mp_pool.join()
     with pytest.raises(ValueError, match="chunksize"):
         futures.pool_imap(mp_pool, ps.square, [], chunksize=0, timeout=1)
     wait_until(lambda: ps.children() == before, timeout=10, what="pool workers reaped")

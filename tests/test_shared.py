@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ def test_a_set_in_the_parent_wakes_the_childs_stoppable_wait(ctx: Any) -> None:
     assert ready.wait(LONG)
     set_at = time.monotonic()
     stop.set({"why": "deploy"})
-    reason, seen_set, waited = out.get(timeout=LONG)
+    reason, seen_set, _waited = out.get(timeout=LONG)
     assert reason == {"why": "deploy"}
     assert seen_set is True
     assert time.monotonic() - set_at < WAKE_BOUND
@@ -73,14 +74,15 @@ def test_the_childs_descriptor_wait_is_woken(ctx: Any) -> None:
 def test_a_set_in_the_child_wakes_the_parents_waiters(ctx: Any) -> None:
     stop = StopEvent()
     stop.fileno()  # already shared below; the parent's own wake-ups must fire too
-    thread, outcome = start_call(lambda: queues.get(queues.queue.Queue(), timeout=LONG, stop=stop))
+    thread, outcome = start_call(lambda: queues.get(queue.Queue(), timeout=LONG, stop=stop))
     child = stop.child()
     process = start(ctx, ps.set_it, stop, "from the child")
     assert outcome.done.wait(LONG)
     assert isinstance(outcome.error, Stopped)
     assert outcome.error.reason == "from the child"
     assert stop.reason == "from the child"
-    assert child.is_set() and child.reason == "from the child"  # local children follow
+    assert child.is_set()
+    assert child.reason == "from the child"
     process.join(LONG)
     thread.join(LONG)
 
@@ -123,8 +125,10 @@ def test_a_reason_too_big_or_unpicklable_crosses_as_its_text() -> None:
     data = _shared._encode(big)
     assert len(data) <= _shared.REASON_BYTES
     decoded = _shared._decode(data)
-    assert isinstance(decoded, str) and decoded.startswith("xxx") and decoded.endswith("...")
-    assert _shared._decode(_shared._encode(threading.Lock())).startswith("<unlocked")
+    assert isinstance(decoded, str)
+    assert decoded.startswith("xxx")
+    assert decoded.endswith("...")
+    assert str(_shared._decode(_shared._encode(threading.Lock()))).startswith("<unlocked")
 
 
 def test_the_same_event_arrives_as_one_object_and_slots_are_freed() -> None:

@@ -86,7 +86,7 @@ def _iterate(
     return (item for chunk in _results(call, chunks) for item in chunk)
 
 
-def _results(call: Limits, results: multiprocessing.pool.IMapIterator) -> Iterator[Any]:
+def _results(call: Limits, results: multiprocessing.pool.IMapIterator[Any]) -> Iterator[Any]:
     from .futures import PoolDeadline
 
     # IMapIterator's own state, read under its own condition, as its next() does.

@@ -172,7 +172,7 @@ def _reply(conn: multiprocessing.connection.Connection, task_id: int, ok: bool, 
 def _stop_when_parent_ends(sentinel: int, current: list[StopEvent]) -> None:
     # The parent's end closes its sentinel: stop the running task, so an orphaned
     # worker ends as soon as the task reaches a stoppable call.
-    multiprocessing.connection.wait([sentinel])
+    multiprocessing.connection.wait([sentinel])  # noqa: STP100 - a daemon thread, for life
     for stop in list(current):
         stop.set("parent process ended")
 
@@ -350,7 +350,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         is ``TaskKilled``); ``None`` leaves it running. Returns ``False`` if the task
         had already finished, ``True`` otherwise; does not wait.
         """
-        grace = None if terminate_after is None else validate_timeout(terminate_after, "terminate_after")
+        grace = (
+            None
+            if terminate_after is None
+            else validate_timeout(terminate_after, "terminate_after")
+        )
         with self._lock:
             work = self._works.get(future)
             if work is None:
@@ -536,7 +540,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             with self._lock:
                 if not self._pending or self._broken is not None:
                     return
-                worker = next((w for w in self._workers if w.work is None and w.signal is None), None)
+                worker = next(
+                    (w for w in self._workers if w.work is None and w.signal is None), None
+                )
                 if worker is None and len(self._workers) >= self._max_workers:
                     return
                 work = self._pending.popleft()
@@ -550,7 +556,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 work.future.set_exception(Stopped(work.stop.reason))
                 continue
             try:
-                data = ForkingPickler.dumps((work.task_id, work.fn, work.args, work.kwargs, work.stop))
+                data = ForkingPickler.dumps(
+                    (work.task_id, work.fn, work.args, work.kwargs, work.stop)
+                )
             except BaseException as exc:
                 work.future.set_exception(exc)
                 continue
@@ -574,7 +582,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
+        process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
             args=(child_conn, self._initializer, self._initargs),
             name=f"stoppable-procpool-worker-{len(self._workers) + 1}",
@@ -684,17 +692,18 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def _send(self, worker: _Worker, sig: int) -> None:
         worker.signal = sig
         with contextlib.suppress(ProcessLookupError, ValueError):
-            if worker.process.exitcode is None:
-                os.kill(worker.process.pid, sig)  # not reaped yet: the pid is still its own
+            pid = worker.process.pid
+            if worker.process.exitcode is None and pid is not None:
+                os.kill(pid, sig)  # not reaped yet: the pid is still its own
 
     def _fail_all(self, message: str) -> None:
         with self._lock:
             pending, self._pending = list(self._pending), deque()
             running = [w.work for w in self._workers if w.work is not None]
         for work in pending + running:
-            if not work.future.done():
-                if work.future.running() or work.future.set_running_or_notify_cancel():
-                    work.future.set_exception(BrokenProcessPool(message))
+            future = work.future
+            if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
+                future.set_exception(BrokenProcessPool(message))
 
     def _close(self) -> None:
         with self._lock:

@@ -157,7 +157,7 @@ class _Arena:
     def is_set(self, slot: int, serial: int) -> bool:
         # One aligned read of the state word; the reason is read under the lock.
         state, _, found, _ = self.slot.unpack_from(self.mm, self._at(slot))
-        return state == _SET and found == serial
+        return bool(state == _SET and found == serial)
 
     def publish(
         self, slot: int, serial: int, data: bytes
@@ -335,7 +335,7 @@ def _decode(data: bytes) -> object:
 
 
 class _State:
-    """This process's arenas, shared events, wake-up socket and watcher."""
+    """The arenas, shared events, wake-up socket and watcher of this process."""
 
     def __init__(self) -> None:
         import socket
@@ -363,7 +363,7 @@ class _State:
         poller.register(self.sock.fileno(), select.POLLIN)
         while True:
             try:
-                poller.poll()
+                poller.poll()  # noqa: STP100 - the watcher waits for life; a daemon thread
                 while True:  # drain: one scan answers every wake-up queued so far
                     self.sock.recv(16)
             except BlockingIOError:
@@ -390,7 +390,7 @@ class _State:
         """Set locally each event some other process has set."""
         with _glock:
             events = list(self.events.items())
-        for (token, _), ref in events:
+        for (_token, _), ref in events:
             event = ref()
             link = None if event is None else event._shared
             if event is None or link is None or event._flag:
@@ -425,13 +425,14 @@ class _State:
         arena.enlist(self.pid, self.nonce, self.sock)
         self.arenas[arena.token] = arena
 
-    def link(self, event: StopEvent, arena: _Arena, slot: int, serial: int) -> None:
+    def link(self, event: StopEvent, arena: _Arena, slot: int, serial: int) -> _Link:
         """Make ``event`` the one this process holds for the slot (already held once)."""
         link = _Link(arena, slot, serial)
         event._shared = link
         key = (arena.token, slot)
         self.events[key] = weakref.ref(event)
         weakref.finalize(event, _release, self, key, link)
+        return link
 
     def release_all(self) -> None:
         """At exit: let go of every slot and listing (idempotent)."""
@@ -445,10 +446,10 @@ class _State:
             self.pending.clear()
             for (token, slot), ref in events.items():
                 event = ref()
-                link = None if event is None else event._shared
+                held = None if event is None else event._shared
                 arena = self.arenas.get(token)
-                if arena is not None and link is not None:
-                    arena.decref(slot, link.serial)
+                if arena is not None and held is not None:
+                    arena.decref(slot, held.serial)
             for arena in self.arenas.values():
                 arena.delist(self.pid, self.nonce)
 
@@ -505,15 +506,16 @@ def share(event: StopEvent) -> None:
             return
         state = _require_state()
         arena, slot, serial = state.arena_for_new()
-        state.link(event, arena, slot, serial)
+        link = state.link(event, arena, slot, serial)
         if event._flag:  # set before it was shared: the slot says so too
-            event._shared.publish(event._reason)
+            link.publish(event._reason)
 
 
 def reduce_event(event: StopEvent) -> tuple[Any, ...]:
     """``StopEvent.__reduce__``: share it, then travel as a reference to its slot."""
     share(event)
     link = event._shared
+    assert link is not None
     return (_rebuild, (link.arena.handle, link.slot, link.serial))
 
 
@@ -629,7 +631,7 @@ def _before_fork() -> None:
                     share(event)
                 except Exception:  # the fork goes ahead; the event stays local
                     _log.exception("could not share a StopEvent with a forked process")
-    _glock.acquire()
+    _glock.acquire()  # noqa: STP100 - held only for short steps; a fork must not split one
 
 
 def _after_fork_parent() -> None:
