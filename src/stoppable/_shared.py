@@ -618,12 +618,23 @@ def _handed_over(root: object) -> list[StopEvent]:
     return found
 
 
+_exec_fork = False  # the fork is subprocess's, for a preexec_fn: the child execs
+
+
 def _before_fork() -> None:
+    global _exec_fork
+    try:
+        frame = sys._getframe(1)
+    except ValueError:  # forked from C, with no Python caller
+        _glock.acquire()  # noqa: STP100 - see below
+        return
+    # subprocess runs these hooks only for a preexec_fn; its child runs no Python of
+    # ours and execs: it must not start a watcher or hold slots.
+    _exec_fork = frame.f_code.co_name == "_execute_child"
     # multiprocessing forks a Process in Popen._launch(process_obj): nothing is
     # pickled, so the events among its arguments are shared here, before the fork.
     popen_fork = sys.modules.get("multiprocessing.popen_fork")
     if popen_fork is not None:
-        frame = sys._getframe(1)
         launch = getattr(getattr(popen_fork, "Popen", None), "_launch", None)
         if frame.f_code is getattr(launch, "__code__", None) and SUPPORTED:
             for event in _handed_over(frame.f_locals.get("process_obj")):
@@ -642,7 +653,7 @@ def _after_fork_child() -> None:
     global _glock, _process
     _glock = threading.RLock()
     parent = _process
-    if parent is None or parent.released:
+    if parent is None or parent.released or _exec_fork:
         _process = None
         return
     # The child holds copies of every shared event: it becomes one more holder of

@@ -132,6 +132,12 @@ class StopEvent:
 
         return reduce_event(self)
 
+    def __copy__(self) -> StopEvent:
+        return self  # one stop: a copy would be a second, unrelated one
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StopEvent:
+        return self
+
     def __repr__(self) -> str:
         state = f"set, reason={self._reason!r}" if self._flag else "unset"
         return f"<{type(self).__name__} {state}>"

@@ -15,9 +15,13 @@ you make yourself):
   cancelled); a ``StopEvent`` wakes it the same way. The callbacks are removed when
   the wait ends, however it ends: a future waited on many times collects none.
 - ``result(async_result, ...)``, ``pool_map``, ``pool_starmap`` and ``pool_apply``
-  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work. A stopped
-  or timed-out wait leaves the work running in the pool: stopping a task in another
-  process is not supported yet (``pool.terminate()`` ends it).
+  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work, and
+  ``pool_imap``/``pool_imap_unordered`` for its lazy iteration. A stopped or timed-out
+  wait leaves the work running in the pool, unless its tasks were handed the
+  ``StopEvent`` (it crosses into the workers).
+
+Process pools: ``ProcessPoolExecutor`` (in ``_procpool``) gives each task a stop that
+crosses into its worker process, and ends the tasks that ignore it.
 
 A timeout raises ``FutureDeadline``: a ``stoppable.DeadlineExceeded`` and the
 ``concurrent.futures.TimeoutError`` the standard library raises (the builtin
