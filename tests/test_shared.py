@@ -170,3 +170,50 @@ def test_a_forked_child_sees_events_shared_before_the_fork() -> None:
     finally:
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _Holder:
+    def __init__(self, stop: StopEvent) -> None:
+        self.stop = stop
+
+    def run(self) -> None:
+        os._exit(0 if self.stop.wait(30) and self.stop.reason == "held" else 1)
+
+
+def test_the_fork_hook_finds_events_in_methods_partials_closures_and_attributes() -> None:
+    import functools
+
+    a, b, c, d = StopEvent(), StopEvent(), StopEvent(), StopEvent()
+
+    def closure() -> object:
+        return c
+
+    found = _shared._handed_over((_Holder(a).run, functools.partial(print, b), closure, {"k": [d]}))
+    assert {id(e) for e in found} == {id(a), id(b), id(c), id(d)}
+
+
+def test_an_event_held_by_a_forked_process_target_is_shared() -> None:
+    ctx = multiprocessing.get_context("fork")
+    stop = StopEvent()
+    process = ctx.Process(target=_Holder(stop).run)
+    process.start()
+    assert stop._shared is not None  # shared by the fork hook, not by pickling
+    stop.set("held")
+    process.join(LONG)
+    assert process.exitcode == 0
+
+
+def test_subprocess_with_preexec_fn_is_unaffected() -> None:
+    import subprocess
+    import sys
+
+    StopEvent().__reduce__()
+    done = subprocess.run(
+        [sys.executable, "-c", "print('ok')"],
+        preexec_fn=lambda: None,
+        capture_output=True,
+        text=True,
+        timeout=LONG,
+        check=True,
+    )
+    assert done.stdout == "ok\n"

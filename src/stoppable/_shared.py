@@ -580,14 +580,21 @@ def _rebuild(arena: _Arena, slot: int, serial: int) -> StopEvent:
 # --- fork ------------------------------------------------------------------------------
 
 
+# How many objects the fork hook looks at, at most, among a Process's arguments.
+_WALK_LIMIT: Final = 10_000
+
+
 def _handed_over(root: object) -> list[StopEvent]:
     """The ``StopEvent``s reachable from ``root``: containers, attributes, closures."""
+    import functools
+    import types
+
     from ._stop import StopEvent
 
     found: list[StopEvent] = []
     seen: set[int] = set()
     stack: list[tuple[object, int]] = [(root, 0)]
-    while stack:
+    while stack and len(seen) < _WALK_LIMIT:
         obj, depth = stack.pop()
         if id(obj) in seen or depth > 8:
             continue
@@ -602,16 +609,20 @@ def _handed_over(root: object) -> list[StopEvent]:
             children.extend(obj)
         elif isinstance(obj, dict):
             children.extend(obj.values())
-        else:
-            # A bound method's object, a partial's function and arguments, a
-            # closure's cells, an instance's attributes.
-            for name in ("__self__", "func", "args", "keywords"):
-                with contextlib.suppress(Exception):
-                    children.append(object.__getattribute__(obj, name))
-            for cell in getattr(obj, "__closure__", None) or ():
+        elif isinstance(obj, types.MethodType):
+            children.extend((obj.__self__, obj.__func__))
+        elif isinstance(obj, functools.partial):
+            children.extend((obj.func, obj.args, obj.keywords))
+        elif isinstance(obj, types.FunctionType):
+            for cell in obj.__closure__ or ():
                 with contextlib.suppress(ValueError):  # an empty cell
                     children.append(cell.cell_contents)
-            attrs = getattr(obj, "__dict__", None)
+        else:
+            # An instance's attributes, read without running any of its code.
+            try:
+                attrs = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                attrs = None
             if isinstance(attrs, dict):
                 children.extend(attrs.values())
         stack.extend((child, depth + 1) for child in children)
