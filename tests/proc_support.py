@@ -163,3 +163,24 @@ def wait_for_file(path: str, timeout: float = 30) -> int:
             return int(text)
         time.sleep(0.005)
     raise AssertionError(f"{path} was not written")
+
+
+def note_stop(path: str) -> None:
+    """Block in a stoppable call; write the stop's reason to ``path`` when stopped."""
+    Path(path + ".pid").write_text(str(os.getpid()))
+    try:
+        queues.get(queue.Queue(), timeout=60)
+    except Stopped as exc:
+        Path(path).write_text(str(exc.reason))
+        raise
+
+
+# Run as a script: a pool whose parent is then killed (test_procpool).
+ORPHAN_SCRIPT = """
+import multiprocessing, sys, time
+from stoppable import futures
+from tests import proc_support as ps
+pool = futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+pool.submit(ps.note_stop, sys.argv[1])
+time.sleep(60)
+"""

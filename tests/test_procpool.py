@@ -271,3 +271,20 @@ def test_pool_imap_is_bounded_and_stoppable() -> None:
     with pytest.raises(ValueError, match="chunksize"):
         futures.pool_imap(mp_pool, ps.square, [], chunksize=0, timeout=1)
     wait_until(lambda: ps.children() == before, timeout=10, what="pool workers reaped")
+
+
+def test_a_worker_whose_parent_dies_stops_its_task(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "reason")
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen([sys.executable, "-c", ps.ORPHAN_SCRIPT, path], cwd=root)
+    try:
+        worker = ps.wait_for_file(path + ".pid")
+    finally:
+        parent.kill()  # SIGKILL: no shutdown runs in the parent
+        parent.wait(LONG)
+    wait_until(lambda: Path(path).exists(), what="the orphaned task to be stopped")
+    assert Path(path).read_text() == "parent process ended"
+    wait_until(lambda: not ps.alive(worker), timeout=10, what="the orphaned worker to exit")

@@ -101,17 +101,27 @@ class _RemoteTraceback(Exception):
 
 def _worker_main(
     conn: multiprocessing.connection.Connection,
+    parent_end: multiprocessing.connection.Connection | None,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
+    grace: float,
 ) -> None:
+    # A forked worker holds a copy of the parent's end of its pipe: closed, so that
+    # the parent's death reads as the end of the pipe.
+    if parent_end is not None:
+        parent_end.close()
     # Ctrl-C reaches the whole process group: the parent decides (its with-block
     # exit stops the tasks), so a worker does not die of it in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     current: list[StopEvent] = []
+    idle = threading.Event()
+    idle.set()
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(
-            target=_stop_when_parent_ends, args=(parent.sentinel, current), daemon=True
+            target=_stop_when_parent_ends,
+            args=(parent.sentinel, current, idle, grace),
+            daemon=True,
         ).start()
     if initializer is not None:
         try:
@@ -132,8 +142,10 @@ def _worker_main(
             _reply(conn, -1, False, exc)  # the parent knows which one it sent
             continue
         current[:] = [stop]
+        idle.clear()
         ok, value = _run(stop, fn, args, kwargs)
         current.clear()
+        idle.set()
         _reply(conn, task_id, ok, value)
         del data, fn, args, kwargs, stop, value
 
@@ -169,12 +181,16 @@ def _reply(conn: multiprocessing.connection.Connection, task_id: int, ok: bool, 
     conn.send_bytes(data)
 
 
-def _stop_when_parent_ends(sentinel: int, current: list[StopEvent]) -> None:
-    # The parent's end closes its sentinel: stop the running task, so an orphaned
-    # worker ends as soon as the task reaches a stoppable call.
+def _stop_when_parent_ends(
+    sentinel: int, current: list[StopEvent], idle: threading.Event, grace: float
+) -> None:
+    # The parent's end closes its sentinel: stop the running task, give it its grace,
+    # and end the worker, which has nobody left to report to.
     multiprocessing.connection.wait([sentinel])  # noqa: STP100 - a daemon thread, for life
     for stop in list(current):
         stop.set("parent process ended")
+    idle.wait(grace)
+    os._exit(0 if idle.is_set() else 1)
 
 
 # --- the parent's side ------------------------------------------------------------------
@@ -582,9 +598,16 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        forked = self._ctx.get_start_method() == "fork"
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(child_conn, self._initializer, self._initargs),
+            args=(
+                child_conn,
+                parent_conn if forked else None,
+                self._initializer,
+                self._initargs,
+                max(self._kill_after, 1.0),
+            ),
             name=f"stoppable-procpool-worker-{len(self._workers) + 1}",
             daemon=True,
         )
