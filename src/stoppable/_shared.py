@@ -280,12 +280,13 @@ class _ArenaHandle:
 class _Link:
     """What a shared ``StopEvent`` holds: its slot, and the reason once settled."""
 
-    __slots__ = ("arena", "reason", "serial", "settled", "slot")
+    __slots__ = ("arena", "reason", "released", "serial", "settled", "slot")
 
     def __init__(self, arena: _Arena, slot: int, serial: int) -> None:
         self.arena = arena
         self.slot = slot
         self.serial = serial
+        self.released = False  # this process's hold on the slot is given back (or queued)
         self.settled = False
         self.reason: object = None
 
@@ -448,7 +449,8 @@ class _State:
                 event = ref()
                 held = None if event is None else event._shared
                 arena = self.arenas.get(token)
-                if arena is not None and held is not None:
+                if arena is not None and held is not None and not held.released:
+                    held.released = True
                     arena.decref(slot, held.serial)
             for arena in self.arenas.values():
                 arena.delist(self.pid, self.nonce)
@@ -456,8 +458,11 @@ class _State:
 
 def _release(state: _State, key: tuple[bytes, int], link: _Link) -> None:
     # An event's finalizer: no lock here (see _State.pending); the watcher does it.
-    if state.released or state.pid != os.getpid():
+    if state.released or state.pid != os.getpid() or link.released:
         return
+    # At exit weakref runs the finalizers of live objects too, maybe before
+    # release_all: marked here, the hold is given back once, from the queue.
+    link.released = True
     state.pending.append((key, link))
     with contextlib.suppress(OSError):
         state.sock.sendto(b"", _address(state.pid, state.nonce))
