@@ -30,7 +30,12 @@ def ctx(request: pytest.FixtureRequest) -> Iterator[Any]:
     before = ps.children()
     yield context
     # No zombie and no orphan: every child this test made has been reaped.
-    wait_until(lambda: ps.children() == before, timeout=10, what="children to be reaped")
+    wait_until(
+        lambda: ps.children() == before,
+        timeout=10,
+        what=f"children to be reaped: {before} before",
+    )
+    assert ps.children() == before
 
 
 def start(ctx: Any, target: Any, *args: Any) -> Any:
@@ -81,7 +86,7 @@ def test_a_set_in_the_child_wakes_the_parents_waiters(ctx: Any) -> None:
     assert isinstance(outcome.error, Stopped)
     assert outcome.error.reason == "from the child"
     assert stop.reason == "from the child"
-    assert child.is_set()
+    assert child.wait(WAKE_BOUND)  # set by the same set(), just after the callbacks
     assert child.reason == "from the child"
     process.join(LONG)
     thread.join(LONG)
