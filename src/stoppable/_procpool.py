@@ -735,6 +735,10 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             os.close(fd)
 
 
+# A forked worker inherits the parent's executors: not its to shut down at its exit.
+os.register_at_fork(after_in_child=_live.clear)
+
+
 def _at_exit() -> None:
     # Before Python joins its threads at exit: shut every pool down, bounded.
     for executor in list(_live):
