@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -41,7 +42,7 @@ def pool(request: pytest.FixtureRequest) -> Iterator[futures.ProcessPoolExecutor
 def own_pool() -> Iterator[Any]:
     """Pools a test shuts down itself (fork: quick to start); checked for leftovers."""
     StopEvent().__reduce__()  # this process's arena and watcher: made once, kept
-    before_children, before_fds = ps.children(), open_fds()
+    before_children, before_fds, before_slots = ps.children(), open_fds(), live_slots()
     made: list[futures.ProcessPoolExecutor] = []
 
     def make(workers: int = 2, **kwargs: Any) -> futures.ProcessPoolExecutor:
@@ -56,6 +57,22 @@ def own_pool() -> Iterator[Any]:
         executor.shutdown(stop=True, timeout=LONG)
     wait_until(lambda: ps.children() == before_children, timeout=10, what="children reaped")
     wait_until(lambda: open_fds() <= before_fds, timeout=5, what="descriptors closed")
+    # Every task's stop gave its slot back, killed workers' holds included.
+    made.clear()
+    gc.collect()
+    wait_until(lambda: live_slots() <= before_slots, timeout=5, what="slots given back")
+
+
+def live_slots() -> int:
+    """Slots taken in this process's arenas."""
+    state = _shared._state()
+    if state is None:
+        return 0
+    count = 0
+    for arena in state.arenas.values():
+        for slot in range(_shared._SLOTS):
+            count += arena.slot.unpack_from(arena.mm, arena._at(slot))[0] != _shared._FREE
+    return count
 
 
 def marker(tmp_path: Path, name: str) -> str:

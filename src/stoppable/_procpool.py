@@ -43,6 +43,7 @@ from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
+from . import _shared
 from ._errors import Stopped
 from ._limits import scope, validate_timeout
 from ._stop import StopEvent
@@ -110,6 +111,9 @@ def _worker_main(
     # the parent's death reads as the end of the pipe.
     if parent_end is not None:
         parent_end.close()
+        # Nor does it need the parent's shared events (other tasks' stops), which a
+        # kill would otherwise leave held.
+        _shared.forget_inherited((initializer, initargs))
     # Ctrl-C reaches the whole process group: the parent decides (its with-block
     # exit stops the tasks), so a worker does not die of it in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -658,6 +662,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if work is None or work.future.done():
             return
         code = worker.process.exitcode
+        # It ended in the middle of the task (killed, os._exit, a crash): it could not
+        # give back its hold on the task's stop.
+        _shared.release_for_dead(work.stop)
         if worker.signal is not None or work.why is not None:
             sig = -code if code is not None and code < 0 else worker.signal
             reason = work.stop.reason if work.stop.is_set() else work.why

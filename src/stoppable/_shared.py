@@ -353,6 +353,7 @@ class _State:
         # may run inside any code, an arena's locked section included.
         self.pending: deque[tuple[tuple[bytes, int], _Link]] = deque()
         self.released = False
+        self.inherited: list[tuple[bytes, int]] = []  # the events a fork handed down
         self.watcher = threading.Thread(target=self._watch, name="stoppable-stop-watcher")
         self.watcher.daemon = True
         self.watcher.start()
@@ -514,6 +515,46 @@ def share(event: StopEvent) -> None:
         link = state.link(event, arena, slot, serial)
         if event._flag:  # set before it was shared: the slot says so too
             link.publish(event._reason)
+
+
+def release_for_dead(event: StopEvent) -> None:
+    """Give back the hold a killed process had on ``event``'s slot, which it cannot.
+
+    For a process that was handed the event and killed: at most one hold too many
+    is given back if it died before taking its own, and the slot then reads as
+    freed (a stale copy elsewhere stops sharing; it never disturbs another event).
+    """
+    link = event._shared
+    if link is not None:
+        link.arena.decref(link.slot, link.serial)
+
+
+def forget_inherited(keep: object = None) -> None:
+    """In a forked child: let go of the events inherited from the parent.
+
+    Those reachable from ``keep`` stay shared; the others become local copies. For a
+    child that knows it uses none of them (a pool worker): its holds would outlive
+    it if it were killed, keeping their slots taken.
+    """
+    state = _state()
+    if state is None or not state.inherited:
+        return
+    kept = {id(event) for event in _handed_over(keep)}
+    with _glock:
+        inherited, state.inherited = state.inherited, []
+        dropped = []
+        for key in inherited:
+            ref = state.events.get(key)
+            event = None if ref is None else ref()
+            link = None if event is None else event._shared
+            if event is None or link is None or id(event) in kept or link.released:
+                continue
+            link.released = True
+            del state.events[key]
+            event._shared = None
+            dropped.append(link)
+    for link in dropped:
+        link.arena.decref(link.slot, link.serial)
 
 
 def reduce_event(event: StopEvent) -> tuple[Any, ...]:
@@ -688,6 +729,7 @@ def _after_fork_child() -> None:
                 continue
             if link.arena.incref(link.slot, link.serial):
                 state.events[key] = ref
+                state.inherited.append(key)
                 weakref.finalize(event, _release, state, key, link)
             else:
                 event._shared = None
