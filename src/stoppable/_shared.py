@@ -29,8 +29,9 @@ among the arguments of a ``multiprocessing.Process`` being forked are shared jus
 before the fork (other events reach a forked child only if they were shared already).
 
 Slots are reference counted by the processes holding them and freed when the last
-one lets go. A process killed by ``SIGKILL`` cannot let go: its slots stay taken
-until every process using the arena has ended (the arena is then freed by the
+one lets go. A process killed by ``SIGKILL`` cannot let go: the process pool gives
+back its workers' holds for them (``release_for_dead``); otherwise the slots stay
+taken until every process using the arena has ended (the arena is then freed by the
 kernel); a new arena is made when one is full.
 
 Linux only (memfd, abstract sockets, ``/proc``); elsewhere handing a ``StopEvent``
