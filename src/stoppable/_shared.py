@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
@@ -77,6 +79,7 @@ REASON_BYTES: Final = _SLOT_SIZE - _SLOT_HEAD
 _ARENA_SIZE: Final = _HEADER_SIZE + _SLOTS * _SLOT_SIZE
 
 _FREE, _LIVE, _SET = 0, 1, 2
+_RELEASE_EVERY: Final = 0.1  # seconds between batches of slots given back
 
 SUPPORTED: Final = (
     sys.platform.startswith("linux") and hasattr(os, "memfd_create") and os.path.isdir("/proc")
@@ -353,6 +356,7 @@ class _State:
         # Slots of events this process dropped, let go of by the watcher: a finalizer
         # may run inside any code, an arena's locked section included.
         self.pending: deque[tuple[tuple[bytes, int], _Link]] = deque()
+        self.flush_at: float | None = None  # when the watcher gives them back
         self.released = False
         self.inherited: list[tuple[bytes, int]] = []  # the events a fork handed down
         self.watcher = threading.Thread(target=self._watch, name="stoppable-stop-watcher")
@@ -365,16 +369,25 @@ class _State:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         while True:
+            # Dropped events' slots are given back in batches, _RELEASE_EVERY apart:
+            # a pool task's stop is dropped per task, and waking this thread for
+            # each would cost more than the rest of the sharing.
+            wait = -1
+            if self.flush_at is not None:
+                wait = max(0, math.ceil((self.flush_at - time.monotonic()) * 1000))
             try:
-                poller.poll()  # noqa: STP100 - the watcher waits for life; a daemon thread
-                while True:  # drain: one scan answers every wake-up queued so far
+                woken = poller.poll(wait)  # noqa: STP100 - waits for life; a daemon thread
+                while woken:  # drain: one scan answers every wake-up queued so far
                     self.sock.recv(16)
             except BlockingIOError:
                 pass
             except OSError:  # closed: this process is letting go of everything
                 return
-            self.let_go()
-            self.scan()
+            if self.flush_at is not None and time.monotonic() >= self.flush_at:
+                self.flush_at = None  # first: a release queued from now on schedules anew
+                self.let_go()
+            if woken:
+                self.scan()
 
     def let_go(self) -> None:
         """Give back the slots of the events this process dropped."""
@@ -466,8 +479,10 @@ def _release(state: _State, key: tuple[bytes, int], link: _Link) -> None:
     # release_all: marked here, the hold is given back once, from the queue.
     link.released = True
     state.pending.append((key, link))
-    with contextlib.suppress(OSError):
-        state.sock.sendto(b"", _address(state.pid, state.nonce))
+    if state.flush_at is None:
+        state.flush_at = time.monotonic() + _RELEASE_EVERY
+        with contextlib.suppress(OSError):  # the watcher arms its timer
+            state.sock.sendto(b"", _address(state.pid, state.nonce))
 
 
 _glock = threading.RLock()
