@@ -65,6 +65,8 @@ _TOKEN_BYTES: Final = 16
 # Header: magic, token, serial counter, allocation hint, process table high-water
 # mark; then the process table.
 _HEAD_FMT: Final = "<8s16sQII"
+_COUNTERS_AT: Final = 24
+_HIGH_AT: Final = 36
 _PROCS: Final = 1024  # processes listed per arena, each (pid, nonce)
 _PROC_FMT: Final = "<IIQ"  # pid, in-use flag, nonce
 _PROC_SIZE: Final = 16
@@ -96,6 +98,8 @@ class _Arena:
         self.fd = fd
         self.mm: mmap.mmap = mmap.mmap(fd, _ARENA_SIZE)
         self.head = struct.Struct(_HEAD_FMT)
+        self.counters = struct.Struct("<QI")  # serial, hint: written by the maker alone
+        self.high = struct.Struct("<I")  # the process table's high-water mark
         self.proc = struct.Struct(_PROC_FMT)
         self.slot = struct.Struct(_SLOT_FMT)
         if token is None:  # a new arena: this process made it
@@ -126,16 +130,22 @@ class _Arena:
         return _HEADER_SIZE + slot * _SLOT_SIZE
 
     def alloc(self) -> tuple[int, int] | None:
-        """A free slot, live and held once by the caller: ``(slot, serial)``; None if full."""
-        with self.locked():
-            magic, token, serial, hint, high = self.head.unpack_from(self.mm, 0)
+        """A free slot, live and held once by the caller: ``(slot, serial)``; None if full.
+
+        Only the arena's maker allocates in it, and no other process writes a free
+        slot (every other write checks the slot's serial first, under the lock): the
+        threads of this process are all it must exclude, which spares two system calls
+        on a hot path (one per pool task).
+        """
+        with self.tlock:
+            serial, hint = self.counters.unpack_from(self.mm, _COUNTERS_AT)
             for i in range(_SLOTS):
                 slot = (hint + i) % _SLOTS
                 if self.slot.unpack_from(self.mm, self._at(slot))[0] == _FREE:
                     serial += 1
                     self.slot.pack_into(self.mm, self._at(slot), _LIVE, 1, serial, 0)
-                    next_hint = (slot + 1) % _SLOTS
-                    self.head.pack_into(self.mm, 0, magic, token, serial, next_hint, high)
+                    # Only these two fields: other processes write the high-water mark.
+                    self.counters.pack_into(self.mm, _COUNTERS_AT, serial, (slot + 1) % _SLOTS)
                     return slot, serial
         return None
 
@@ -149,14 +159,20 @@ class _Arena:
             return True
 
     def decref(self, slot: int, serial: int) -> None:
+        self.decref_many([(slot, serial)])
+
+    def decref_many(self, slots: list[tuple[int, int]]) -> None:
+        """Let go of each ``(slot, serial)`` once, in one locked section."""
         with self.locked():
-            state, refs, found, length = self.slot.unpack_from(self.mm, self._at(slot))
-            if state == _FREE or found != serial:
-                return
-            if refs <= 1:
-                self.slot.pack_into(self.mm, self._at(slot), _FREE, 0, 0, 0)
-            else:
-                self.slot.pack_into(self.mm, self._at(slot), state, refs - 1, serial, length)
+            for slot, serial in slots:
+                at = self._at(slot)
+                state, refs, found, length = self.slot.unpack_from(self.mm, at)
+                if state == _FREE or found != serial:
+                    continue
+                if refs <= 1:
+                    self.slot.pack_into(self.mm, at, _FREE, 0, 0, 0)
+                else:
+                    self.slot.pack_into(self.mm, at, state, refs - 1, serial, length)
 
     def is_set(self, slot: int, serial: int) -> bool:
         # One aligned read of the state word; the reason is read under the lock.
@@ -209,9 +225,8 @@ class _Arena:
                     at = _PROC_OFFSET + i * _PROC_SIZE
                     if not self.proc.unpack_from(self.mm, at)[1]:
                         self.proc.pack_into(self.mm, at, pid, 1, nonce)
-                        head = list(self.head.unpack_from(self.mm, 0))
-                        head[4] = max(head[4], i + 1)
-                        self.head.pack_into(self.mm, 0, *head)
+                        high = self.high.unpack_from(self.mm, _HIGH_AT)[0]
+                        self.high.pack_into(self.mm, _HIGH_AT, max(high, i + 1))
                         return
                 if attempt == 0:
                     self._wake_locked(sock, skip=None)  # clears the dead ones
@@ -392,15 +407,19 @@ class _State:
     def let_go(self) -> None:
         """Give back the slots of the events this process dropped."""
         pending = self.pending
-        while pending:
-            key, link = pending.popleft()
-            with _glock:
-                if self.released:
-                    return
+        by_arena: dict[int, tuple[_Arena, list[tuple[int, int]]]] = {}
+        with _glock:
+            if self.released:
+                return
+            while pending:
+                key, link = pending.popleft()
                 ref = self.events.get(key)
                 if ref is not None and ref() is None:
                     del self.events[key]
-            link.arena.decref(link.slot, link.serial)
+                entry = by_arena.setdefault(id(link.arena), (link.arena, []))
+                entry[1].append((link.slot, link.serial))
+        for arena, slots in by_arena.values():
+            arena.decref_many(slots)
 
     def scan(self) -> None:
         """Set locally each event some other process has set."""
