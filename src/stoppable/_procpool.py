@@ -576,8 +576,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 work.future.set_exception(Stopped(work.stop.reason))
                 continue
             try:
+                # Lent: the parent keeps the stop until the result is in.
                 data = ForkingPickler.dumps(
-                    (work.task_id, work.fn, work.args, work.kwargs, work.stop)
+                    (work.task_id, work.fn, work.args, work.kwargs, _shared.Lent(work.stop))
                 )
             except BaseException as exc:
                 work.future.set_exception(exc)
@@ -662,9 +663,6 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if work is None or work.future.done():
             return
         code = worker.process.exitcode
-        # It ended in the middle of the task (killed, os._exit, a crash): it could not
-        # give back its hold on the task's stop.
-        _shared.release_for_dead(work.stop)
         if worker.signal is not None or work.why is not None:
             sig = -code if code is not None and code < 0 else worker.signal
             reason = work.stop.reason if work.stop.is_set() else work.why

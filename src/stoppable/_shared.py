@@ -29,10 +29,11 @@ among the arguments of a ``multiprocessing.Process`` being forked are shared jus
 before the fork (other events reach a forked child only if they were shared already).
 
 Slots are reference counted by the processes holding them and freed when the last
-one lets go. A process killed by ``SIGKILL`` cannot let go: the process pool gives
-back its workers' holds for them (``release_for_dead``); otherwise the slots stay
-taken until every process using the arena has ended (the arena is then freed by the
-kernel); a new arena is made when one is full.
+one lets go. A process killed by ``SIGKILL`` cannot let go: its slots stay taken
+until every process using the arena has ended (the arena is then freed by the
+kernel); a new arena is made when one is full. The process pool lends each task's
+stop to its worker (``Lent``): the worker takes no hold, so a killed worker leaves
+nothing taken.
 
 Linux only (memfd, abstract sockets, ``/proc``); elsewhere handing a ``StopEvent``
 to another process raises ``RuntimeError``.
@@ -391,7 +392,7 @@ class _State:
             if self.flush_at is not None:
                 wait = max(0, math.ceil((self.flush_at - time.monotonic()) * 1000))
             try:
-                woken = poller.poll(wait)  # noqa: STP100 - waits for life; a daemon thread
+                woken = poller.poll(wait)  # -1 (for life) only when nothing is queued
                 while woken:  # drain: one scan answers every wake-up queued so far
                     self.sock.recv(16)
             except BlockingIOError:
@@ -552,16 +553,41 @@ def share(event: StopEvent) -> None:
             link.publish(event._reason)
 
 
-def release_for_dead(event: StopEvent) -> None:
-    """Give back the hold a killed process had on ``event``'s slot, which it cannot.
+class Lent:
+    """Pickles a ``StopEvent`` lent for a while: the receiver takes no hold on its slot.
 
-    For a process that was handed the event and killed: at most one hold too many
-    is given back if it died before taking its own, and the slot then reads as
-    freed (a stale copy elsewhere stops sharing; it never disturbs another event).
+    For a sender that keeps the event until the receiver is done with it (a pool
+    task's stop, kept by the parent until the task's result is in): the receiver
+    then costs no inter-process lock and leaves nothing held if it is killed. Should
+    the receiver keep it longer, once the sender lets go its copy stops being shared.
     """
-    link = event._shared
-    if link is not None:
-        link.arena.decref(link.slot, link.serial)
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: StopEvent) -> None:
+        self.event = event
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        share(self.event)
+        link = self.event._shared
+        assert link is not None
+        return (_rebuild_lent, (link.arena.handle, link.slot, link.serial))
+
+
+def _rebuild_lent(arena: _Arena, slot: int, serial: int) -> StopEvent:
+    from ._stop import StopEvent
+
+    event = StopEvent()
+    with _glock:
+        state = _require_state()
+        link = _Link(arena, slot, serial)
+        link.released = True  # nothing to give back
+        event._shared = link
+        # Keyed by slot: a later event in the same slot replaces the entry.
+        state.events[(arena.token, slot)] = weakref.ref(event)
+    if arena.is_set(slot, serial):  # set before it arrived
+        state.scan()
+    return event
 
 
 def forget_inherited(keep: object = None) -> None:
