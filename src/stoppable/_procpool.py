@@ -491,8 +491,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         reason = self.stop.reason
         with self._lock:
             running = [worker.work for worker in self._workers if worker.work is not None]
-        for work in running:
-            work.stop.set(reason)
+        with _shared.wakes_batched():
+            for work in running:
+                work.stop.set(reason)
 
     def _manage(self) -> None:
         try:
