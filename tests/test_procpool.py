@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stoppable import DeadlineExceeded, StopEvent, Stopped, _shared, futures
+from stoppable import DeadlineExceeded, StopEvent, Stopped, _arena, _shared, futures
 
 from . import proc_support as ps
 from .support import BAD_TIMEOUTS, LONG, WAKE_BOUND, open_fds, wait_until
@@ -70,8 +70,8 @@ def live_slots() -> int:
         return 0
     count = 0
     for arena in state.arenas.values():
-        for slot in range(_shared._SLOTS):
-            count += arena.slot.unpack_from(arena.mm, arena._at(slot))[0] != _shared._FREE
+        for slot in range(_arena._SLOTS):
+            count += arena.slot.unpack_from(arena.mm, arena._at(slot))[0] != _arena._FREE
     return count
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stoppable import StopEvent, Stopped, _shared, futures, queues
+from stoppable import StopEvent, Stopped, _arena, _shared, futures, queues
 
 from . import proc_support as ps
 from .support import LONG, WAKE_BOUND, open_fds, start_call, wait_until
@@ -148,7 +148,7 @@ def test_the_same_event_arrives_as_one_object_and_slots_are_freed() -> None:
     del stop, link
     state = _shared._state()
     assert state is not None
-    wait_until(lambda: arena.slot.unpack_from(arena.mm, arena._at(slot))[0] == _shared._FREE)
+    wait_until(lambda: arena.slot.unpack_from(arena.mm, arena._at(slot))[0] == _arena._FREE)
 
 
 def test_sharing_leaks_no_descriptor_and_no_thread(ctx: Any) -> None:
