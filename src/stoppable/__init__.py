@@ -6,6 +6,8 @@ Layout: the core lives in private modules and its public names are re-exported h
 - ``_errors``: ``Stopped``, ``DeadlineExceeded`` and the exception tree.
 - ``_limits``: timeout validation, the absolute deadline of each call, ``scope``.
 - ``_wait``: the one waiting loop every family uses.
+- ``_shared`` and ``_arena``: a ``StopEvent`` handed to another process stays the same
+  stop there (imported here for its at-fork hook; it costs nothing until used).
 
 Each I/O family is a public module, imported on demand so that ``import stoppable``
 stays light (``stoppable.http`` alone would pull in requests): ``stoppable.queues``,
