@@ -6,6 +6,8 @@ Layout: the core lives in private modules and its public names are re-exported h
 - ``_errors``: ``Stopped``, ``DeadlineExceeded`` and the exception tree.
 - ``_limits``: timeout validation, the absolute deadline of each call, ``scope``.
 - ``_wait``: the one waiting loop every family uses (and ``sleep``, its simplest use).
+- ``_shared`` and ``_arena``: a ``StopEvent`` handed to another process stays the same
+  stop there (imported here for its at-fork hook; it costs nothing until used).
 
 Each I/O family is a public module, loaded on first use (PEP 562) so that ``import
 stoppable`` stays light (``stoppable.http`` alone would pull in requests) while
@@ -22,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _shared  # noqa: F401 - its at-fork hook shares events handed to a forked Process
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     StopLike,

@@ -15,9 +15,13 @@ you make yourself):
   cancelled); a ``StopEvent`` wakes it the same way. The callbacks are removed when
   the wait ends, however it ends: a future waited on many times collects none.
 - ``result(async_result, ...)``, ``pool_map``, ``pool_starmap`` and ``pool_apply``
-  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work. A stopped
-  or timed-out wait leaves the work running in the pool: stopping a task in another
-  process is not supported yet (``pool.terminate()`` ends it).
+  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work, and
+  ``pool_imap``/``pool_imap_unordered`` for its lazy iteration. A stopped or timed-out
+  wait leaves the work running in the pool, unless its tasks were handed the
+  ``StopEvent`` (it crosses into the workers).
+
+Process pools: ``ProcessPoolExecutor`` (in ``_procpool``) gives each task a stop that
+crosses into its worker process, and ends the tasks that ignore it.
 
 A timeout raises ``FutureDeadline``: a ``stoppable.DeadlineExceeded`` and the
 ``concurrent.futures.TimeoutError`` the standard library raises (the builtin
@@ -89,12 +93,16 @@ __all__ = [
     "SHUTDOWN_TIMEOUT",
     "FutureDeadline",
     "PoolDeadline",
+    "ProcessPoolExecutor",
     "ShutdownDeadline",
+    "TaskKilled",
     "ThreadPoolExecutor",
     "as_completed",
     "current_stop",
     "exception",
     "pool_apply",
+    "pool_imap",
+    "pool_imap_unordered",
     "pool_map",
     "pool_starmap",
     "result",
@@ -737,6 +745,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             # Do not replace the exception that ends the block (a KeyboardInterrupt
             # must stay one): report the shutdown's failure beside it.
             _log.warning("%s (while leaving the block by %r)", err, exc)
+
+
+# Process pools live in their own module; their public names are this module's.
+from ._poolimap import pool_imap, pool_imap_unordered  # noqa: E402
+from ._procpool import ProcessPoolExecutor, TaskKilled  # noqa: E402
 
 
 def __dir__() -> list[str]:
