@@ -177,12 +177,16 @@ def test_https_checks_the_host_name(tls_server: HTTPServer) -> None:
         net.set_resolver(previous)
 
 
-def test_a_given_ssl_context_is_used_as_is(tls_server: HTTPServer) -> None:
+def test_a_given_ssl_context_is_never_weakened(tls_server: HTTPServer) -> None:
     context = tls().client
     manager = http.PoolManager(timeout=LONG, ssl_context=context, cert_reqs="CERT_NONE")
-    assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
+    with pytest.raises(ValueError, match="weaken"):
+        manager.request("GET", f"{tls_server.url}/ok")
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
+    manager.clear()
+    manager = http.PoolManager(timeout=LONG, ssl_context=context)
+    assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
     manager.clear()
 
 

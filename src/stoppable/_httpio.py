@@ -32,11 +32,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import queue
 import select
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -52,7 +50,7 @@ import urllib3.response
 import urllib3.util.ssl_
 from urllib3.util.retry import Retry
 
-from . import net, queues
+from . import _httptls, net, queues
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     Limits,
@@ -761,99 +759,6 @@ class _Response(urllib3.response.HTTPResponse):
         yield from super().read_chunked(amt, decode_content)
 
 
-# --- TLS contexts ------------------------------------------------------------------------
-
-_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-_MAX_CONTEXTS = 32
-
-
-def _file_key(path: str | None) -> tuple[object, ...] | None:
-    if not path:
-        return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return (path, None, None)
-    return (path, info.st_mtime_ns, info.st_size)
-
-
-def _no_password() -> str:
-    raise urllib3.exceptions.SSLError("Client private key is encrypted, password is required")
-
-
-def _build_context(conn: urllib3.connection.HTTPSConnection, own_check: bool) -> ssl.SSLContext:
-    ssl_ = urllib3.util.ssl_
-    context = ssl_.create_urllib3_context(
-        ssl_version=ssl_.resolve_ssl_version(conn.ssl_version),
-        ssl_minimum_version=conn.ssl_minimum_version,
-        ssl_maximum_version=conn.ssl_maximum_version,
-        cert_reqs=ssl_.resolve_cert_reqs(conn.cert_reqs),
-    )
-    if own_check:
-        context.check_hostname = False
-    if conn.ca_certs or conn.ca_cert_dir or conn.ca_cert_data:
-        try:
-            context.load_verify_locations(conn.ca_certs, conn.ca_cert_dir, conn.ca_cert_data)
-        except OSError as exc:
-            raise urllib3.exceptions.SSLError(exc) from exc
-    else:
-        context.load_default_certs()
-    cert_file = getattr(conn, "cert_file", None)
-    if cert_file:
-        key_file = getattr(conn, "key_file", None)
-        password = getattr(conn, "key_password", None)
-        context.load_cert_chain(cert_file, key_file, password or _no_password)
-    context.set_alpn_protocols(ssl_.ALPN_PROTOCOLS)
-    return context
-
-
-def _tls_context(conn: urllib3.connection.HTTPSConnection) -> ssl.SSLContext:
-    """The context for ``conn``: the one it was given, untouched, or a shared one.
-
-    Contexts made here are complete before anyone sees them and never changed after,
-    so requests with different settings (``verify``...) running at the same time each
-    get their own, and cannot race. They are shared by settings (loading a CA bundle
-    takes milliseconds), and a CA or certificate file changed on disk makes a new one.
-    """
-    if conn.ssl_context is not None:
-        return conn.ssl_context
-    own_check = bool(
-        conn.assert_fingerprint or conn.assert_hostname or conn.assert_hostname is False
-    )
-    key = (
-        urllib3.util.ssl_.resolve_cert_reqs(conn.cert_reqs),
-        conn.ssl_version,
-        conn.ssl_minimum_version,
-        conn.ssl_maximum_version,
-        _file_key(conn.ca_certs),
-        _file_key(conn.ca_cert_dir),
-        conn.ca_cert_data,
-        _file_key(getattr(conn, "cert_file", None)),
-        _file_key(getattr(conn, "key_file", None)),
-        getattr(conn, "key_password", None),
-        own_check,
-    )
-    with _contexts_lock:
-        context = _contexts.get(key)
-    if context is not None:
-        return context
-    context = _build_context(conn, own_check)
-    with _contexts_lock:
-        context = _contexts.setdefault(key, context)
-        while len(_contexts) > _MAX_CONTEXTS:
-            del _contexts[next(iter(_contexts))]
-    return context
-
-
-def _server_hostname(name: str) -> str:
-    name = name.rstrip(".")
-    normalized = name.strip("[]")
-    if "%" in normalized:
-        normalized = normalized[: normalized.rfind("%")]
-    return normalized if urllib3.util.ssl_.is_ipaddress(normalized) else name
-
-
 # --- connections ----------------------------------------------------------------------
 
 
@@ -969,9 +874,9 @@ class HTTPConnection(_Bounded, urllib3.connection.HTTPConnection):
 class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
     """urllib3's ``HTTPSConnection``: connect and TLS handshake through ``stoppable.net``.
 
-    The TLS context is never modified: one given (``ssl_context``) is used as it is
-    (``verify``/``cert_reqs`` do not apply to it, so they cannot weaken it); otherwise
-    a complete, immutable context is made for the connection's settings.
+    TLS settings follow urllib3's rules, never weaker (see ``stoppable._httptls``):
+    ``cert_reqs``, the CA and client certificate files, ``assert_hostname`` and
+    ``assert_fingerprint`` apply to a given ``ssl_context`` too.
     """
 
     def connect(self) -> None:
@@ -1002,41 +907,24 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             )
         if self.server_hostname is not None:
             server_hostname = self.server_hostname
-        server_hostname = _server_hostname(server_hostname)
-        context = _tls_context(self)
+        server_hostname = _httptls.server_hostname(server_hostname)
+        context, made_here, verify_mode = _httptls.context_for(self)
         _phase(CONNECT, f"TLS handshake with {_show(self.host, self.port)}")
         tls = net.start_tls(
             sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
         )
         try:
-            self._check_peer(tls, context, server_hostname)
+            verified = _httptls.check_peer(
+                self, tls, context, server_hostname, made_here, verify_mode
+            )
         except BaseException:
             tls.close()
             raise
         self.sock = _Socket(tls, current())
-        verified = context.verify_mode == ssl.CERT_REQUIRED or bool(self.assert_fingerprint)
         self.is_verified = verified and not self.proxy_is_forwarding
         self._has_connected_to_proxy = bool(self.proxy)
         if self._has_connected_to_proxy and self.proxy_is_verified is None:
             self.proxy_is_verified = verified
-
-    def _check_peer(self, tls: ssl.SSLSocket, context: ssl.SSLContext, hostname: str) -> None:
-        """The checks ``ssl`` cannot do: a pinned fingerprint, an asserted hostname."""
-        if self.assert_fingerprint:
-            urllib3.util.ssl_.assert_fingerprint(
-                tls.getpeercert(binary_form=True), self.assert_fingerprint
-            )
-        elif (
-            context.verify_mode != ssl.CERT_NONE
-            and not context.check_hostname
-            and self.assert_hostname is not False
-        ):
-            cert: Any = tls.getpeercert()
-            urllib3.connection._match_hostname(
-                cert,
-                self.assert_hostname or hostname,
-                bool(getattr(context, "hostname_checks_common_name", False)),
-            )
 
 
 # --- the pool's queue ------------------------------------------------------------------
