@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import math
 import os
 import pickle
 import signal
@@ -226,6 +227,42 @@ def test_a_bad_timeout_is_refused_before_any_io(
             with pytest.raises(error, match="timeout"):
                 call()
     assert len(server.connections) == before
+
+
+@pytest.mark.parametrize("bad", ["foo", True, b"1", [1], -1, math.nan, math.inf])
+def test_a_bad_timeout_is_the_value_error_requests_and_urllib3_raise(
+    server: HTTPServer, bad: object
+) -> None:
+    url = f"{server.url}/ok"
+    with http.Session() as session:
+        for call in (
+            lambda: session.get(url, timeout=bad),
+            lambda: http.PoolManager().request("GET", url, timeout=bad),
+            lambda: http.PoolManager(timeout=bad),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValueError, match="timeout"):
+                call()
+
+
+def test_timeout_errors_are_shaped_as_upstreams(server: HTTPServer) -> None:
+    # requests' errors wrap urllib3's: e.args[0].args[0] is its message.
+    with pytest.raises(http.ReadTimeout) as info:
+        http.get(f"{server.url}/silent", timeout=SHORT)
+    inner = info.value.args[0]
+    assert isinstance(inner, urllib3.exceptions.ReadTimeoutError)
+    assert "Read timed out" in inner.args[0]
+    assert str(info.value) == inner.args[0]
+    assert "while waiting for the response headers" in str(info.value)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is type(info.value)
+    assert str(again) == str(info.value)
+    # urllib3's errors carry their message as args[0].
+    manager = http.PoolManager(timeout=SHORT, retries=False)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError) as raw:
+        manager.request("GET", f"{server.url}/silent")
+    assert isinstance(raw.value.args[0], str)
+    assert "while waiting for the response headers" in raw.value.args[0]
+    manager.clear()
 
 
 def test_a_timeout_is_required_unless_the_session_has_one(server: HTTPServer) -> None:
@@ -814,3 +851,59 @@ def test_ctrl_c_stops_every_crawler_worker_at_once() -> None:
     assert stopped, out
     for line in stopped:
         assert float(line.split(" ms after")[0].split()[-1]) < 1000, line
+
+
+# --- drop-in: what urllib3 does with the same arguments --------------------------------
+
+
+def outcome(call: Callable[[], Any]) -> object:
+    """A request's status, or the class of urllib3 error it raised (a comparable result)."""
+    try:
+        response = call()
+    except urllib3.exceptions.HTTPError as exc:
+        return type(exc).__mro__[
+            [c.__module__ for c in type(exc).__mro__].index("urllib3.exceptions")
+        ]
+    return response.status
+
+
+@pytest.mark.parametrize(
+    ("retries", "expected"),
+    [
+        (False, 302),
+        (0, urllib3.exceptions.MaxRetryError),
+        (1, urllib3.exceptions.MaxRetryError),
+        (3, 200),
+        (Retry(1, redirect=False), 302),
+        (None, 200),
+    ],
+)
+def test_a_managers_retries_reach_its_pools_as_in_urllib3(
+    server: HTTPServer, retries: object, expected: object
+) -> None:
+    url = f"{server.url}/hops?n=2"
+    kwargs: dict[str, Any] = {} if retries is None else {"retries": retries}
+    ours = http.PoolManager(timeout=LONG, **kwargs)
+    theirs = urllib3.PoolManager(timeout=LONG, **kwargs)
+    try:
+        assert outcome(lambda: theirs.request("GET", url)) == expected
+        assert outcome(lambda: ours.request("GET", url)) == expected
+    finally:
+        ours.clear()
+        theirs.clear()
+
+
+def test_pools_from_a_manager_keep_its_timeout_and_stop(server: HTTPServer) -> None:
+    stop = StopEvent()
+    manager = http.PoolManager(timeout=SHORT, stop=stop)
+    pool = manager.connection_from_url(server.url)
+    assert isinstance(pool, http.HTTPConnectionPool)
+    assert pool.request("GET", "/ok").data == b"ok"  # the manager's timeout applies
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):
+        pool.request("GET", "/silent", retries=False)
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    stop.set("done")
+    with pytest.raises(Stopped):
+        manager.connection_from_host("127.0.0.1", server.port).request("GET", "/ok")
+    manager.clear()

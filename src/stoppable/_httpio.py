@@ -74,6 +74,7 @@ __all__ = [
     "ConnectTimeout",
     "HTTPConnection",
     "HTTPSConnection",
+    "InvalidTimeout",
     "PoolTimeout",
     "ReadTimeout",
     "Timeout",
@@ -119,6 +120,10 @@ class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.
     response headers"``...). The message names the request (its URL without
     credentials or query), the timeout and the phase. Raised as is when the time ran
     out while sending the request or waiting to retry; the subclasses below say more.
+
+    Raised to requests' users, it is shaped as requests' own: ``args[0]`` is urllib3's
+    error (``ReadTimeoutError``...), whose ``args[0]`` is the message. Raised to
+    urllib3's users, ``args[0]`` is the message, as in urllib3's errors.
     """
 
     def __init__(
@@ -129,14 +134,43 @@ class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.
         phase: str | None = None,
         request: Any = None,
         response: Any = None,
+        wrapped: bool = False,
     ) -> None:
         DeadlineExceeded.__init__(self, message, timeout=timeout)
+        self.message = message
+        """What happened, in words (the request, the timeout, the phase)."""
         self.phase = phase
         """What the request was doing when the time ran out."""
         self.request = request  # as requests' exceptions have
         self.response = response
         self.pool = None  # as urllib3's pool errors have
         self.url = None
+        self.wrapped = wrapped
+        if wrapped:  # shaped as requests' errors: args[0] is urllib3's error
+            self.args = (self._upstream(message),)
+
+    _UPSTREAM: type[urllib3.exceptions.HTTPError] = urllib3.exceptions.TimeoutError
+    _UPSTREAM_TEXT = ""
+
+    def _upstream(self, message: str) -> urllib3.exceptions.HTTPError:
+        # urllib3's error as urllib3 raises it (a pool error prefixes its pool's name):
+        # its message is the one text that says it all.
+        error = self._UPSTREAM.__new__(self._UPSTREAM)
+        error.args = (f"{self._UPSTREAM_TEXT}{message}",)
+        error.pool = error.url = None  # type: ignore[attr-defined]
+        return error
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.timeout, self.phase, self.wrapped))
+
+
+def _rebuild(
+    cls: type[Timeout], message: str, timeout: float | None, phase: str | None, wrapped: bool
+) -> Timeout:
+    return cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
 
 
 class ConnectTimeout(
@@ -148,6 +182,9 @@ class ConnectTimeout(
     handshake. Also ``requests.exceptions.ConnectTimeout`` and urllib3's
     ``ConnectTimeoutError``: nothing reached the server, so it is safe to retry.
     """
+
+    _UPSTREAM = urllib3.exceptions.ConnectTimeoutError
+    _UPSTREAM_TEXT = "Connection timed out. "
 
 
 class PoolTimeout(ConnectTimeout, urllib3.exceptions.EmptyPoolError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
@@ -165,6 +202,9 @@ class ReadTimeout(Timeout, requests.exceptions.ReadTimeout):
     requests turns a ``ReadTimeoutError`` met while reading a body into a
     ``ConnectionError``, which would hide the timeout.)
     """
+
+    _UPSTREAM = urllib3.exceptions.ReadTimeoutError
+    _UPSTREAM_TEXT = "Read timed out. "
 
 
 class _Urllib3ReadTimeout(ReadTimeout, urllib3.exceptions.ReadTimeoutError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
@@ -252,7 +292,18 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
             f"{timeout!r}; stoppable.http has no (connect, read) pair: the total covers "
             "every phase, and stall_timeout= limits each wait for the peer"
         )
-    return validate_timeout(timeout, what)
+    try:
+        return validate_timeout(timeout, what)
+    except TypeError as exc:
+        raise InvalidTimeout(str(exc)) from None
+
+
+class InvalidTimeout(TypeError, ValueError):
+    """A timeout that is not a number (``"foo"``, ``True``...).
+
+    A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
+    requests and urllib3 raise for the same value: existing ``except`` clauses work.
+    """
 
 
 def open_budget(
@@ -427,7 +478,11 @@ def translate(error: BaseException, budget: _Budget, *, request: Any = None) -> 
         return None
     if isinstance(found, Timeout):  # already ours, wrapped by a layer above: unwrap
         return type(found)(
-            str(found), timeout=found.timeout, phase=found.phase, request=request or found.request
+            found.message,
+            timeout=found.timeout,
+            phase=found.phase,
+            request=request or found.request,
+            wrapped=found.wrapped,
         )
     what = f"{budget.method} {_redact(budget.url)}"
     phase = budget.phase
@@ -445,7 +500,9 @@ def translate(error: BaseException, budget: _Budget, *, request: Any = None) -> 
         )
     else:
         message = f"{what} timed out after {timeout:g} s while {phase}{detail}"
-    return _error_class(budget)(message, timeout=timeout, phase=phase, request=request)
+    return _error_class(budget)(
+        message, timeout=timeout, phase=phase, request=request, wrapped=not budget.urllib3
+    )
 
 
 # --- waiting between attempts ---------------------------------------------------------
@@ -669,8 +726,9 @@ def _again(error: BaseException) -> Callable[[], BaseException]:
         reason = error.reason
         return lambda: Stopped(reason)
     if isinstance(error, Timeout):
-        cls, message, timeout, phase = type(error), str(error), error.timeout, error.phase
-        return lambda: cls(message, timeout=timeout, phase=phase)
+        cls, message, timeout, phase = type(error), error.message, error.timeout, error.phase
+        wrapped = error.wrapped
+        return lambda: cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
     return lambda: urllib3.exceptions.ProtocolError(
         "Connection broken: an earlier read of this response failed", error
     )

@@ -88,6 +88,7 @@ from ._httpio import (
     ConnectTimeout,
     HTTPConnection,
     HTTPSConnection,
+    InvalidTimeout,
     PoolTimeout,
     ReadTimeout,
     Timeout,
@@ -108,6 +109,7 @@ __all__ = [
     "HTTPAdapter",
     "HTTPConnectionPool",
     "HTTPSConnectionPool",
+    "InvalidTimeout",
     "PoolManager",
     "PoolTimeout",
     "ProxyManager",
@@ -316,6 +318,28 @@ class PoolManager(urllib3.PoolManager):
         self.stall_timeout: float | None = _stall(stall_timeout)
         """The default limit on each wait for the peer, or ``None``."""
 
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> urllib3.HTTPConnectionPool:
+        """A pool with the manager's defaults: ``timeout``, ``stop``, ``stall_timeout``.
+
+        So a pool taken from the manager (``connection_from_url``...) and used
+        directly behaves as the manager's requests do, as with urllib3.
+        """
+        if request_context is None:
+            request_context = self.connection_pool_kw.copy()
+        else:
+            request_context = dict(request_context)
+        if issubclass(self.pool_classes_by_scheme[scheme], HTTPConnectionPool):
+            request_context.setdefault("timeout", self.timeout)
+            request_context.setdefault("stop", self.stop)
+            request_context.setdefault("stall_timeout", self.stall_timeout)
+        return super()._new_pool(scheme, host, port, request_context)
+
     def urlopen(  # type: ignore[override]
         self,
         method: str,
@@ -337,7 +361,8 @@ class PoolManager(urllib3.PoolManager):
         seconds = seconds_for(timeout, self.timeout)
         stall = _stall(stall_timeout, self.stall_timeout)
         budget = open_budget(seconds, stop, self.stop, method, url, stall, urllib3=True)
-        kw["retries"] = _retries(kw.get("retries"), redirect, None)
+        if kw.get("retries") is not None:  # else the pool's own (the manager's retries=)
+            kw["retries"] = _retries(kw["retries"], redirect, None)
         with edge(budget):
             return super().urlopen(method, url, redirect, timeout=joined(budget), **kw)
 
