@@ -907,3 +907,46 @@ def test_pools_from_a_manager_keep_its_timeout_and_stop(server: HTTPServer) -> N
     with pytest.raises(Stopped):
         manager.connection_from_host("127.0.0.1", server.port).request("GET", "/ok")
     manager.clear()
+
+
+def test_a_connection_taken_from_a_pool_works_outside_its_requests(
+    server: HTTPServer, tls_server: HTTPServer
+) -> None:
+    stop = StopEvent()
+    pool = http.HTTPConnectionPool("127.0.0.1", server.port, timeout=SHORT, stop=stop)
+    conn = pool._get_conn()
+    conn.request("GET", "/ok")
+    assert conn.getresponse().data == b"ok"
+    conn.request("GET", "/silent")
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):  # the pool's timeout, for this call
+        conn.getresponse()
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    conn.close()
+    fresh = pool._new_conn()
+    fresh.connect()
+    fresh.request("GET", "/ok")
+    assert fresh.getresponse().data == b"ok"
+    stop.set("enough")
+    with pytest.raises(Stopped, match="enough"):  # the pool's stop
+        fresh.request("GET", "/ok")
+    fresh.close()
+    tls_pool = http.HTTPSConnectionPool(
+        "127.0.0.1", tls_server.port, timeout=LONG, ca_certs=tls().ca_path
+    )
+    secure = tls_pool._new_conn()
+    secure.connect()
+    assert secure.is_verified
+    secure.request("GET", "/ok")
+    assert secure.getresponse().data == b"ok"
+    secure.close()
+
+
+def test_a_connection_made_directly_uses_its_own_timeout(server: HTTPServer) -> None:
+    conn = http.HTTPConnection("127.0.0.1", server.port, timeout=LONG)
+    conn.request("GET", "/ok")
+    assert conn.getresponse().data == b"ok"
+    conn.close()
+    unbounded = http.HTTPConnection("127.0.0.1", server.port)
+    with pytest.raises(TypeError, match="timeout is required"):
+        unbounded.connect()

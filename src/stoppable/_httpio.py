@@ -837,17 +837,61 @@ class _Bounded(_ConnectionBase):
     request's phase, and hand out a response that never looks complete when cut short.
     """
 
+    # The pool that made this connection (a weak reference), whose timeout and stop
+    # apply to the connection used directly, outside any request of the pool.
+    _stoppable_pool: Callable[[], Any] | None = None
+
     def _wait_seconds(self) -> float:
         """``timeout=`` for a net call: the stall limit, else the whole budget."""
         budget = current()
         timeout = self.timeout
         if isinstance(timeout, int | float) and timeout > 0:
             return float(timeout)
-        if budget is None:
+        if budget is None:  # pragma: no cover - every entry point installs one
             raise TypeError("a stoppable.http connection used outside a request")
         return budget.timeout
 
+    def _outside(self, method: str = "", url: str = "") -> contextlib.AbstractContextManager[Any]:
+        """A budget for a call made outside any request: the connection used directly.
+
+        As urllib3 gives such a call its pool's timeout, each call gets the pool's
+        total ``timeout`` (else the connection's own ``timeout``), with the pool's stop.
+        """
+        if current() is not None:
+            return contextlib.nullcontext()
+        ref = self._stoppable_pool
+        pool = None if ref is None else ref()
+        seconds = getattr(pool, "total_timeout", None)
+        if seconds is None:
+            own = self.timeout
+            if own.__class__ in (int, float) and own > 0:
+                seconds = float(own)
+            else:
+                raise TypeError(
+                    "timeout is required: a stoppable.http connection used outside a "
+                    "request takes its pool's timeout (or its own timeout=), and has neither"
+                )
+        target = url if "://" in url else f"{_show(self.host, self.port)}{url}"
+        budget = open_budget(
+            seconds,
+            None,
+            getattr(pool, "stop", None),
+            method,
+            target,
+            getattr(pool, "stall_timeout", None),
+            urllib3=True,
+        )
+        return edge(budget)
+
+    def connect(self) -> None:
+        with self._outside():
+            super().connect()
+
     def _new_conn(self) -> Any:
+        with self._outside():
+            return self._bounded_conn()
+
+    def _bounded_conn(self) -> Any:
         host, port = self._dns_host, self.port
         target = _show(host, port)
         _phase(
@@ -891,24 +935,32 @@ class _Bounded(_ConnectionBase):
         decode_content: bool = True,
         enforce_content_length: bool = True,
     ) -> None:
-        if self.sock is None:
-            self.connect()
-        sock = self.sock
-        if sock.__class__ is _Socket:
-            sock.budget = current()
-        _phase(SEND, _SEND_TEXT)
-        super().request(
-            method,
-            url,
-            body=body,
-            headers=headers,
-            chunked=chunked,
-            preload_content=preload_content,
-            decode_content=decode_content,
-            enforce_content_length=enforce_content_length,
-        )
+        with self._outside(method, url):
+            if self.sock is None:
+                self.connect()
+            sock = self.sock
+            if sock.__class__ is _Socket:
+                sock.budget = current()
+            _phase(SEND, _SEND_TEXT)
+            super().request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                chunked=chunked,
+                preload_content=preload_content,
+                decode_content=decode_content,
+                enforce_content_length=enforce_content_length,
+            )
 
     def getresponse(self) -> Any:
+        with self._outside():
+            sock = self.sock
+            if sock.__class__ is _Socket and current() is not sock.budget:
+                sock.budget = current()  # a call of its own: its budget, until read
+            return self._bounded_response()
+
+    def _bounded_response(self) -> Any:
         budget = current()
         options = self._response_options
         preload = options is not None and options.preload_content
@@ -938,14 +990,15 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
     """
 
     def connect(self) -> None:
-        sock = self._new_conn()
-        self.sock = sock
-        try:
-            self._connect_tls(sock)
-        except BaseException:
-            self.sock = None
-            sock.close()
-            raise
+        with self._outside():
+            sock = self._new_conn()
+            self.sock = sock
+            try:
+                self._connect_tls(sock)
+            except BaseException:
+                self.sock = None
+                sock.close()
+                raise
 
     def _connect_tls(self, sock: _Socket) -> None:
         server_hostname = self.host

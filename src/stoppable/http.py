@@ -73,6 +73,7 @@ Differences from requests and urllib3, where a total deadline needs them:
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 import requests
@@ -107,7 +108,9 @@ from ._limits import StopLike, validate_stop, validate_timeout
 __all__ = [
     "ConnectTimeout",
     "HTTPAdapter",
+    "HTTPConnection",
     "HTTPConnectionPool",
+    "HTTPSConnection",
     "HTTPSConnectionPool",
     "InvalidTimeout",
     "PoolManager",
@@ -191,6 +194,11 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         if conn and is_connection_dropped(conn):
             conn.close()
         return conn or self._new_conn()
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        conn._stoppable_pool = weakref.ref(self)  # type: ignore[attr-defined]  # used directly
+        return conn
 
     def _put_conn(self, conn: Any) -> None:
         budget = current()
