@@ -950,3 +950,27 @@ def test_a_connection_made_directly_uses_its_own_timeout(server: HTTPServer) -> 
     unbounded = http.HTTPConnection("127.0.0.1", server.port)
     with pytest.raises(TypeError, match="timeout is required"):
         unbounded.connect()
+
+
+def test_urllib3s_classes_can_be_replaced_by_subclasses_of_ours(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Proxy(http.ProxyManager):
+        pass
+
+    class Manager(http.PoolManager):
+        pass
+
+    monkeypatch.setattr(urllib3, "ProxyManager", Proxy)
+    monkeypatch.setattr(urllib3, "PoolManager", Manager)
+    monkeypatch.setattr(urllib3.poolmanager, "ProxyManager", Proxy)
+    monkeypatch.setattr(urllib3.poolmanager, "PoolManager", Manager)
+    with HTTPServer(proxy=True) as proxy:
+        manager = urllib3.ProxyManager(proxy.url, timeout=LONG)
+        assert isinstance(manager, http.ProxyManager)
+        response = manager.request("GET", f"{server.url}/ok")
+        assert response.data == f"proxied {server.url}/ok".encode()
+        manager.clear()
+    plain = urllib3.PoolManager(timeout=LONG)
+    assert plain.request("GET", f"{server.url}/ok").data == b"ok"
+    plain.clear()

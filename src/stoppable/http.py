@@ -375,7 +375,12 @@ class PoolManager(urllib3.PoolManager):
             return super().urlopen(method, url, redirect, timeout=joined(budget), **kw)
 
 
-class ProxyManager(PoolManager, urllib3.ProxyManager):
+# urllib3's class, bound once: code that replaces urllib3.ProxyManager with a subclass
+# of this module's must not make __init__ call itself.
+_UpstreamProxyManager = urllib3.ProxyManager
+
+
+class ProxyManager(PoolManager, _UpstreamProxyManager):
     """urllib3's ``ProxyManager`` (an HTTP proxy), bounded as ``PoolManager`` is.
 
     Plain HTTP requests are forwarded; HTTPS requests go through a CONNECT tunnel,
@@ -392,7 +397,7 @@ class ProxyManager(PoolManager, urllib3.ProxyManager):
         **kwargs: Any,
     ) -> None:
         self._configure(timeout, stop, stall_timeout)
-        urllib3.ProxyManager.__init__(self, proxy_url, *args, **kwargs)
+        _UpstreamProxyManager.__init__(self, proxy_url, *args, **kwargs)
         scheme = None if self.proxy is None else self.proxy.scheme
         if scheme != "http":
             raise urllib3.exceptions.ProxySchemeUnsupported(
