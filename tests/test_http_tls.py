@@ -292,3 +292,30 @@ def test_an_unverified_request_warns_as_urllib3_does(world: World) -> None:
         warnings.simplefilter("always")
         fetch(world.good.server, ca_certs=world.ca_file)
     assert not [w for w in caught if issubclass(w.category, urllib3.exceptions.HTTPWarning)]
+
+
+def test_pyopenssl_injection_is_refused_clearly_and_leaves_nothing_behind(
+    world: World,
+) -> None:
+    from urllib3.contrib import pyopenssl  # a test dependency: pyOpenSSL
+
+    url = f"{world.good.server.url}/ok"
+    assert http.get(url, timeout=LONG, verify=world.ca_file).text == "ok"  # cached now
+    pyopenssl.inject_into_urllib3()
+    try:
+        for verify in (world.ca_file, True):
+            with pytest.raises(requests.exceptions.SSLError, match="extract_from_urllib3"):
+                http.get(url, timeout=LONG, verify=verify)
+        with pytest.raises(urllib3.exceptions.SSLError, match="extract_from_urllib3"):
+            fetch(world.good.server, ca_certs=world.ca_file)
+    finally:
+        pyopenssl.extract_from_urllib3()
+    # No context made or kept under other settings: everything works again.
+    assert http.get(url, timeout=LONG, verify=world.ca_file).text == "ok"
+    assert fetch(world.good.server, ca_certs=world.ca_file) == b"ok"
+    with pytest.raises(urllib3.exceptions.SSLError):
+        fetch(world.evil.server, ca_certs=world.ca_file)
+    # A pyOpenSSL context given directly is refused too, not used half-way.
+    given = pyopenssl.PyOpenSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with pytest.raises(urllib3.exceptions.SSLError, match=r"ssl\.SSLContext"):
+        fetch(world.good.server, ssl_context=given)
