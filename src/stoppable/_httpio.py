@@ -287,7 +287,7 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     if (kind is float or kind is int) and 0 <= timeout < math.inf:  # type: ignore[operator]
         return float(timeout)  # type: ignore[arg-type]
     if isinstance(timeout, tuple | urllib3.util.Timeout):
-        raise TypeError(
+        raise InvalidTimeout(
             f"{what} must be a number of seconds, the total for the whole request, got "
             f"{timeout!r}; stoppable.http has no (connect, read) pair: the total covers "
             "every phase, and stall_timeout= limits each wait for the peer"
@@ -295,11 +295,17 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     try:
         return validate_timeout(timeout, what)
     except TypeError as exc:
-        raise InvalidTimeout(str(exc)) from None
+        # In requests' and urllib3's words too: what their users may look for.
+        raise InvalidTimeout(
+            f"{exc}; it must be an int, float or None (None: the default total, if any)"
+        ) from None
 
 
 class InvalidTimeout(TypeError, ValueError):
-    """A timeout that is not a number (``"foo"``, ``True``...).
+    """A timeout that is not a number (``"foo"``, ``True``...) or not one total.
+
+    Also a ``(connect, read)`` tuple or a ``urllib3.Timeout``: stoppable.http's
+    timeout is one total for the whole request.
 
     A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
     requests and urllib3 raise for the same value: existing ``except`` clauses work.
