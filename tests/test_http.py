@@ -974,3 +974,26 @@ def test_urllib3s_classes_can_be_replaced_by_subclasses_of_ours(
     plain = urllib3.PoolManager(timeout=LONG)
     assert plain.request("GET", f"{server.url}/ok").data == b"ok"
     plain.clear()
+
+
+def test_a_replaced_create_connection_is_honoured_as_urllib3_does(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib3.util.connection as connection
+
+    original = connection.create_connection
+    calls: list[tuple[Any, Any]] = []
+
+    def pinned(address: tuple[str, int], timeout: Any = None, **kwargs: Any) -> socket.socket:
+        calls.append((address, timeout))  # a resolver of its own: pinned.test is loopback
+        return original(("127.0.0.1", address[1]), timeout, **kwargs)
+
+    monkeypatch.setattr(connection, "create_connection", pinned)
+    url = f"http://pinned.test:{server.port}"
+    assert http.get(f"{url}/ok", timeout=LONG).text == "ok"
+    assert calls[0][0] == ("pinned.test", server.port)
+    assert 0 < calls[0][1] <= LONG  # the time left
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):  # the socket it made is bounded as usual
+        http.get(f"{url}/silent", timeout=SHORT)
+    assert time.monotonic() - started < SHORT + OVERSHOOT

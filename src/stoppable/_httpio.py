@@ -47,6 +47,7 @@ import requests.exceptions
 import urllib3.connection
 import urllib3.exceptions
 import urllib3.response
+import urllib3.util.connection
 import urllib3.util.ssl_
 from urllib3.util.retry import Retry
 
@@ -904,7 +905,10 @@ class _Bounded(_ConnectionBase):
             CONNECT,
             f"connecting to the proxy {target}" if self.proxy else f"connecting to {target}",
         )
+        create = urllib3.util.connection.create_connection
         try:
+            if create is not _CREATE_CONNECTION:
+                return self._replaced_conn(create)
             sock = net.connect(
                 (host, port), timeout=self._wait_seconds(), source_address=self.source_address
             )
@@ -928,6 +932,32 @@ class _Bounded(_ConnectionBase):
             raise
         sys.audit("http.client.connect", self, self.host, self.port)
         return _Socket(sock, current())
+
+    def _replaced_conn(self, create: Callable[..., Any]) -> Any:
+        """Connect with a replaced ``urllib3.util.connection.create_connection``.
+
+        Code that replaces it (a resolver of its own, a test's mock) is honoured, as
+        urllib3 honours it: it gets the time left as its timeout (its name lookup is
+        its own, beyond stoppable's reach). A real socket it returns is bounded as
+        usual from then on; anything else is used as it is.
+        """
+        try:
+            sock = create(
+                (self._dns_host, self.port),
+                self._wait_seconds(),
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except TimeoutError as exc:
+            if isinstance(exc, DeadlineExceeded):
+                raise
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out."
+            ) from exc
+        if isinstance(sock, socket.socket):
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return _Socket(sock, current())
+        return sock
 
     def request(  # type: ignore[override]
         self,
@@ -1042,6 +1072,9 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
         self._has_connected_to_proxy = bool(self.proxy)
         if self._has_connected_to_proxy and self.proxy_is_verified is None:
             self.proxy_is_verified = verified
+
+
+_CREATE_CONNECTION: Final = urllib3.util.connection.create_connection
 
 
 # --- the pool's queue ------------------------------------------------------------------

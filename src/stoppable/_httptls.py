@@ -179,7 +179,8 @@ def _apply(context: ssl.SSLContext, conn: HTTPSConnection, cert_reqs: ssl.Verify
     """
     with _given_lock:
         current = context.verify_mode
-        if _STRENGTH[cert_reqs] < _STRENGTH[current]:
+        wanted, has = _STRENGTH.get(cert_reqs), _STRENGTH.get(current)
+        if wanted is not None and has is not None and wanted < has:
             raise ValueError(
                 f"cert_reqs={cert_reqs.name} would weaken the given ssl_context (its "
                 f"verify_mode is {current.name}): stoppable.http never lowers a given "

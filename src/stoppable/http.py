@@ -64,10 +64,13 @@ Differences from requests and urllib3, where a total deadline needs them:
   and is one number of seconds; a ``(connect, read)`` pair or ``urllib3.Timeout`` is
   refused. ``stall_timeout=`` optionally limits each wait for the peer as well (no
   progress for that long: ``ReadTimeout``/``ConnectTimeout`` before the total).
-- TLS contexts are never modified: an ``ssl_context`` you give is used as it is
-  (``verify=False`` cannot weaken it); otherwise each set of TLS settings gets its own
-  complete context, so requests with different ``verify`` at the same time cannot
-  race. SOCKS and HTTPS proxies are not supported (HTTP proxies are, with CONNECT).
+- TLS follows urllib3's rules for every setting (``cert_reqs``, ``ca_certs``,
+  ``assert_hostname``, ``assert_fingerprint``...), a given ``ssl_context`` included,
+  and is never weaker: a setting that would weaken a given context (``verify=False``
+  on an adapter's context) is refused with ``ValueError``. Contexts made from
+  settings are complete and shared by identical settings, so requests with different
+  ``verify`` at the same time cannot race. ``urllib3.contrib.pyopenssl`` injection is
+  refused. SOCKS and HTTPS proxies are not supported (HTTP proxies are, with CONNECT).
 """
 
 from __future__ import annotations
@@ -274,8 +277,8 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
 class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):
     """urllib3's ``HTTPSConnectionPool``, bounded as ``HTTPConnectionPool`` is.
 
-    The TLS handshake is part of the deadline; verification is urllib3's (a given
-    ``ssl_context`` is used as it is, never modified).
+    The TLS handshake is part of the deadline; verification follows urllib3's rules,
+    never weaker (see ``stoppable._httptls``).
     """
 
     ConnectionCls = HTTPSConnection  # type: ignore[assignment]
