@@ -22,6 +22,7 @@ import urllib3.poolmanager
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from stoppable import http
+from stoppable import http as _http
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -34,51 +35,39 @@ def _default(timeout: Any) -> Any:
 
 
 class HTTPConnectionPool(http.HTTPConnectionPool):
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        timeout: Any = _DEFAULT_TIMEOUT,
-        *a: Any,
-        **kw: Any,
-    ) -> None:
-        super().__init__(host, port, _default(timeout), *a, **kw)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.total_timeout is None:  # after init: urllib3's view of timeout unchanged
+            self.total_timeout = DEFAULT_TIMEOUT
 
 
 class HTTPSConnectionPool(http.HTTPSConnectionPool):
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        timeout: Any = _DEFAULT_TIMEOUT,
-        *a: Any,
-        **kw: Any,
-    ) -> None:
-        super().__init__(host, port, _default(timeout), *a, **kw)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.total_timeout is None:
+            self.total_timeout = DEFAULT_TIMEOUT
 
 
 class PoolManager(http.PoolManager):
-    def __init__(self, num_pools: int = 10, headers: Any = None, **kw: Any) -> None:
-        kw["timeout"] = _default(kw.get("timeout"))
-        super().__init__(num_pools, headers, **kw)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.timeout is None:
+            self.timeout = DEFAULT_TIMEOUT
 
 
 class ProxyManager(http.ProxyManager):
-    def __init__(self, proxy_url: str, *a: Any, **kw: Any) -> None:
-        kw["timeout"] = _default(kw.get("timeout"))
-        super().__init__(proxy_url, *a, **kw)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.timeout is None:
+            self.timeout = DEFAULT_TIMEOUT
 
 
 class HTTPConnection(http.HTTPConnection):
-    def __init__(self, host: str, port: int | None = None, **kw: Any) -> None:
-        kw["timeout"] = _default(kw.get("timeout", _DEFAULT_TIMEOUT))
-        super().__init__(host, port, **kw)
+    _stoppable_default_total = DEFAULT_TIMEOUT
 
 
 class HTTPSConnection(http.HTTPSConnection):
-    def __init__(self, host: str, port: int | None = None, **kw: Any) -> None:
-        kw["timeout"] = _default(kw.get("timeout", _DEFAULT_TIMEOUT))
-        super().__init__(host, port, **kw)
+    _stoppable_default_total = DEFAULT_TIMEOUT
 
 
 def substitute_urllib3() -> None:
@@ -91,9 +80,10 @@ def substitute_urllib3() -> None:
     connection.HTTPConnection = HTTPConnection
     connection.HTTPSConnection = HTTPSConnection
     connection.VerifiedHTTPSConnection = HTTPSConnection
-    urllib3.poolmanager.pool_classes_by_scheme.update(
-        http=HTTPConnectionPool, https=HTTPSConnectionPool
-    )
+    for classes in (urllib3.poolmanager.pool_classes_by_scheme, _http._POOL_CLASSES):
+        classes.update(http=HTTPConnectionPool, https=HTTPSConnectionPool)
+    HTTPConnectionPool.ConnectionCls = HTTPConnection
+    HTTPSConnectionPool.ConnectionCls = HTTPSConnection
     urllib3._DEFAULT_POOL = PoolManager()
 
 

@@ -208,7 +208,12 @@ def test_large_downloads_arrive_whole(server: HTTPServer, tls_server: HTTPServer
 # --- validation ----------------------------------------------------------------------
 
 # requests' (connect, read) tuple and urllib3's Timeout are refused too: one total.
-BAD_HTTP_TIMEOUTS = [*BAD_TIMEOUTS, ((1, 5), TypeError), (urllib3.Timeout(total=1), TypeError)]
+BAD_HTTP_TIMEOUTS = [
+    *BAD_TIMEOUTS,
+    ((1, 5), TypeError),
+    (urllib3.Timeout(connect=1, read=5), TypeError),
+    (urllib3.Timeout(total=1, read=5), TypeError),
+]
 
 
 @pytest.mark.parametrize(("bad", "error"), BAD_HTTP_TIMEOUTS)
@@ -997,3 +1002,13 @@ def test_a_replaced_create_connection_is_honoured_as_urllib3_does(
     with pytest.raises(http.ReadTimeout):  # the socket it made is bounded as usual
         http.get(f"{url}/silent", timeout=SHORT)
     assert time.monotonic() - started < SHORT + OVERSHOOT
+
+
+def test_a_urllib3_timeout_with_only_a_total_is_one_total(server: HTTPServer) -> None:
+    manager = http.PoolManager(timeout=urllib3.Timeout(total=LONG))  # type: ignore[arg-type]
+    assert manager.timeout == LONG
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):
+        manager.request("GET", f"{server.url}/silent", timeout=urllib3.Timeout(total=SHORT))
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    manager.clear()

@@ -287,6 +287,8 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     kind = timeout.__class__
     if (kind is float or kind is int) and 0 <= timeout < math.inf:  # type: ignore[operator]
         return float(timeout)  # type: ignore[arg-type]
+    if isinstance(timeout, urllib3.util.Timeout) and _total_only(timeout):
+        return seconds_for(timeout.total, default, what)
     if isinstance(timeout, tuple | urllib3.util.Timeout):
         raise InvalidTimeout(
             f"{what} must be a number of seconds, the total for the whole request, got "
@@ -305,12 +307,19 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
 class InvalidTimeout(TypeError, ValueError):
     """A timeout that is not a number (``"foo"``, ``True``...) or not one total.
 
-    Also a ``(connect, read)`` tuple or a ``urllib3.Timeout``: stoppable.http's
-    timeout is one total for the whole request.
+    Also a ``(connect, read)`` tuple or a ``urllib3.Timeout`` with a connect or read
+    limit: stoppable.http's timeout is one total for the whole request (a
+    ``urllib3.Timeout(total=...)`` alone is accepted: it is one).
 
     A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
     requests and urllib3 raise for the same value: existing ``except`` clauses work.
     """
+
+
+def _total_only(timeout: urllib3.util.Timeout) -> bool:
+    """Whether a urllib3 ``Timeout`` gives a total and nothing else: one total, as ours."""
+    unset = (None, urllib3.util.timeout._DEFAULT_TIMEOUT)
+    return timeout.total is not None and timeout._connect in unset and timeout._read in unset
 
 
 def open_budget(
@@ -554,8 +563,12 @@ class BoundedRetry(Retry):
     ) -> BoundedRetry:
         budget = current()
         if budget is not None and budget.deadline <= _monotonic():
-            if error is not None:
-                raise error
+            if error is not None:  # as urllib3 when it may retry no more
+                if self.total is False:
+                    raise error
+                raise urllib3.exceptions.MaxRetryError(
+                    cast(Any, _pool), url or "", error
+                ) from error
             budget.kind, budget.phase = RETRY, "about to follow a redirect or retry"
             raise DeadlineExceeded("no time left to retry", timeout=budget.timeout)
         return super().increment(method, url, response, error, _pool, _stacktrace)
@@ -847,6 +860,9 @@ class _Bounded(_ConnectionBase):
     # The pool that made this connection (a weak reference), whose timeout and stop
     # apply to the connection used directly, outside any request of the pool.
     _stoppable_pool: Callable[[], Any] | None = None
+    # The total for a call outside a request when neither the pool nor the connection
+    # gives one (a subclass's choice; compat/substitute.py sets it). None: refused.
+    _stoppable_default_total: float | None = None
 
     def _wait_seconds(self) -> float:
         """``timeout=`` for a net call: the stall limit, else the whole budget."""
@@ -873,6 +889,8 @@ class _Bounded(_ConnectionBase):
             own = self.timeout
             if own.__class__ in (int, float) and own > 0:
                 seconds = float(own)
+            elif self._stoppable_default_total is not None:
+                seconds = self._stoppable_default_total
             else:
                 raise TypeError(
                     "timeout is required: a stoppable.http connection used outside a "
@@ -1032,8 +1050,7 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             try:
                 self._connect_tls(sock)
             except BaseException:
-                self.sock = None
-                sock.close()
+                sock.close()  # dead, but kept as urllib3 keeps it: close() is the owner's
                 raise
 
     def _connect_tls(self, sock: _Socket) -> None:
@@ -1054,12 +1071,17 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             )
         if self.server_hostname is not None:
             server_hostname = self.server_hostname
+        _httptls.warn_if_clock_is_off()
         server_hostname = _httptls.server_hostname(server_hostname)
         context, made_here, verify_mode = _httptls.context_for(self)
         _phase(CONNECT, f"TLS handshake with {_show(self.host, self.port)}")
-        tls = net.start_tls(
-            sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
-        )
+        bounded = isinstance(sock, socket.socket | net.Socket)
+        if bounded:
+            tls = net.start_tls(
+                sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
+            )
+        else:  # not a socket (a replaced create_connection's): nothing to bound
+            tls = context.wrap_socket(cast(Any, sock), server_hostname=server_hostname)
         try:
             verified = _httptls.check_peer(
                 self, tls, context, server_hostname, made_here, verify_mode
@@ -1067,7 +1089,7 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
         except BaseException:
             tls.close()
             raise
-        self.sock = _Socket(tls, current())
+        self.sock = _Socket(tls, current()) if bounded else tls
         self.is_verified = verified and not self.proxy_is_forwarding
         self._has_connected_to_proxy = bool(self.proxy)
         if self._has_connected_to_proxy and self.proxy_is_verified is None:
@@ -1096,8 +1118,19 @@ def pool_get(pool: Any, pool_timeout: float | None) -> Any:
     except queue.Empty:
         pass
     budget = current()
-    if budget is None:  # pragma: no cover - pools wait only under an edge
-        raise TypeError("a stoppable.http pool used outside a request")
+    if budget is None:  # pool._get_conn() called directly: the pool's own limits
+        seconds = pool_timeout if pool_timeout is not None else pool.total_timeout
+        if seconds is None:
+            raise TypeError(
+                "timeout is required: waiting for a free connection outside a request "
+                "takes the pool's timeout (or _get_conn(timeout=)), and it has neither"
+            )
+        try:
+            return queues.get(pool_queue, timeout=seconds, stop=pool.stop)
+        except DeadlineExceeded as exc:
+            raise urllib3.exceptions.EmptyPoolError(
+                pool, "Pool is empty and a new connection can't be opened due to blocking mode."
+            ) from exc
     _phase(POOL, "waiting for a free connection in the pool (pool_block)")
     seconds = budget.timeout if pool_timeout is None else min(budget.timeout, pool_timeout)
     try:

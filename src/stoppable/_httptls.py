@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import urllib3.connection
@@ -46,7 +47,7 @@ import urllib3.util.ssl_
 if TYPE_CHECKING:
     from urllib3.connection import HTTPSConnection
 
-__all__ = ["check_peer", "context_for", "server_hostname"]
+__all__ = ["check_peer", "context_for", "server_hostname", "warn_if_clock_is_off"]
 
 _ssl_ = urllib3.util.ssl_
 
@@ -223,6 +224,25 @@ def context_for(conn: HTTPSConnection) -> tuple[ssl.SSLContext, bool, ssl.Verify
         return _made(conn, cert_reqs), True, cert_reqs
     _apply(given, conn, cert_reqs)
     return given, False, cert_reqs
+
+
+def warn_if_clock_is_off() -> None:
+    """urllib3's ``SystemTimeWarning`` when the clock is before its ``RECENT_DATE``.
+
+    Read from ``urllib3.connection`` at each call, as urllib3 does (tests patch it).
+    """
+    module: Any = urllib3.connection
+    recent = getattr(module, "RECENT_DATE", None)
+    clock = getattr(module, "datetime", None)
+    if recent is None or clock is None:  # pragma: no cover - another urllib3
+        return
+    if clock.date.today() < recent:
+        warnings.warn(
+            f"System time is way off (before {recent}). This will probably "
+            "lead to SSL verification errors",
+            urllib3.exceptions.SystemTimeWarning,
+            stacklevel=2,
+        )
 
 
 def server_hostname(name: str) -> str:

@@ -185,7 +185,10 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         """A stop for every request of this pool (beside each request's own)."""
         self.stall_timeout = _stall(stall_timeout)
         """The default limit on each wait for the peer, or ``None``."""
-        super().__init__(host, port, None, *args, **kwargs)
+        # urllib3's view of it: no single connect or read outlasts the total.
+        total = self.total_timeout
+        upstream = _DEFAULT_TIMEOUT if total is None else urllib3.Timeout(connect=total, read=total)
+        super().__init__(host, port, upstream, *args, **kwargs)
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         if self.pool is None or not self.block:
