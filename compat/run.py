@@ -56,6 +56,19 @@ REFUSALS: list[tuple[str, str]] = [
         "settings never weaken a given ssl_context (cert_reqs below its verify_mode)",
     ),
     (
+        r"while resolving '",
+        "name lookups are bounded by the deadline: a lookup slower than the timeout is a "
+        "ConnectTimeout (urllib3 waits for the resolver without a limit, then raises "
+        "NameResolutionError); with urllib3's 1 ms test timeout, even 'localhost' (a "
+        "helper thread, ~0.2 ms) can run out",
+    ),
+    (
+        r"timed out after 0\.0\d* s while (connecting|TLS handshake|opening a tunnel)",
+        "the timeout is a total: a few milliseconds (urllib3's tests use 1 ms) can run "
+        "out before the request is sent (ConnectTimeout), where urllib3 gives each "
+        "phase its own 1 ms and reports the read",
+    ),
+    (
         r"timeout is required",
         "nothing waits without a timeout (a connection with neither its own nor a pool's)",
     ),
@@ -157,20 +170,25 @@ def outcomes(xml: Path) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for case in ElementTree.parse(xml).getroot().iter("testcase"):
         test = f"{case.get('classname')}::{case.get('name')}"
-        outcome, why = "passed", ""
+        outcome, whys = "passed", []
         for child in case:
             if child.tag in ("failure", "error"):
-                outcome = "failed"
-                why = why or (child.get("message") or child.text or "")
+                outcome = "failed"  # the call's failure first, then a teardown's error
+                whys.append(f"{child.get('message') or ''}\n{child.text or ''}".strip())
             elif child.tag == "skipped" and outcome == "passed":
                 outcome = "skipped"
-        found[test] = (outcome, why)
+        if test in found:  # a teardown's error is reported as a case of its own
+            before, why = found[test]
+            whys.insert(0, why)
+            if before == "failed":
+                outcome = "failed"
+        found[test] = (outcome, "\n".join(w for w in whys if w))
     return found
 
 
 def cause(why: str) -> tuple[str, bool]:
     """The cause of a failure: a documented refusal's reason, or its error, normalized."""
-    for pattern, reason in REFUSALS:
+    for pattern, reason in REFUSALS:  # a refusal in the call explains its teardown too
         if re.search(pattern, why):
             return reason, True
     first = why.strip().splitlines()[0] if why.strip() else "(no message)"

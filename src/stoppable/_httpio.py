@@ -972,7 +972,7 @@ class _Bounded(_ConnectionBase):
             raise urllib3.exceptions.ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out."
             ) from exc
-        if isinstance(sock, socket.socket):
+        if issubclass(type(sock), socket.socket):  # type(): a mock may pass isinstance
             sys.audit("http.client.connect", self, self.host, self.port)
             return _Socket(sock, current())
         return sock
@@ -1075,7 +1075,7 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
         server_hostname = _httptls.server_hostname(server_hostname)
         context, made_here, verify_mode = _httptls.context_for(self)
         _phase(CONNECT, f"TLS handshake with {_show(self.host, self.port)}")
-        bounded = isinstance(sock, socket.socket | net.Socket)
+        bounded = issubclass(type(sock), socket.socket | net.Socket)
         if bounded:
             tls = net.start_tls(
                 sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
