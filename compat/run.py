@@ -69,6 +69,16 @@ REFUSALS: list[tuple[str, str]] = [
         "phase its own 1 ms and reports the read",
     ),
     (
+        r"http2_probe",
+        "HTTP/2 (urllib3.http2, experimental) is not supported: stoppable's connections "
+        "speak HTTP/1.1 and take no part in urllib3's HTTP/2 probe",
+    ),
+    (
+        r"expect_settimeout_calls",
+        "no per-operation timeout is set on the socket: the one total deadline is "
+        "enforced by stoppable's own waits",
+    ),
+    (
         r"timeout is required",
         "nothing waits without a timeout (a connection with neither its own nor a pool's)",
     ),

@@ -319,3 +319,20 @@ def test_pyopenssl_injection_is_refused_clearly_and_leaves_nothing_behind(
     given = pyopenssl.PyOpenSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     with pytest.raises(urllib3.exceptions.SSLError, match=r"ssl\.SSLContext"):
         fetch(world.good.server, ssl_context=given)
+
+
+def test_http2_is_never_offered_as_these_connections_speak_http11(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(urllib3.util.ssl_, "ALPN_PROTOCOLS", ["h2", "http/1.1"])  # urllib3.http2
+    context, _ = _side(world.good.ca)
+    context.set_alpn_protocols(["h2", "http/1.1"])  # a server that prefers HTTP/2
+    with HTTPServer(server_context=context) as server:
+        pool = http.HTTPSConnectionPool(
+            "127.0.0.1", server.port, timeout=LONG, ca_certs=world.ca_file
+        )
+        conn = pool._get_conn()
+        conn.connect()
+        assert conn.sock._sock.selected_alpn_protocol() == "http/1.1"
+        conn.close()
+        assert fetch(server, ca_certs=world.ca_file) == b"ok"

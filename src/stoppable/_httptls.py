@@ -86,6 +86,14 @@ def _refuse_pyopenssl(context: object = None) -> None:
         )
 
 
+def _alpn() -> list[str]:
+    """urllib3's ALPN protocols but HTTP/2: these connections speak HTTP/1.1 only.
+
+    (urllib3.http2 adds "h2"; a server that picked it would get HTTP/1.1.)
+    """
+    return [protocol for protocol in _ssl_.ALPN_PROTOCOLS if protocol != "h2"]
+
+
 def _own_check(conn: HTTPSConnection) -> bool:
     """Whether urllib3 checks the peer itself (``check_hostname`` off on the context)."""
     return bool(
@@ -130,7 +138,7 @@ def _build(conn: HTTPSConnection, cert_reqs: ssl.VerifyMode) -> ssl.SSLContext:
     if not _load_cas(context, conn):
         context.load_default_certs()
     _load_client_cert(context, conn)
-    context.set_alpn_protocols(_ssl_.ALPN_PROTOCOLS)
+    context.set_alpn_protocols(_alpn())
     return context
 
 
@@ -155,7 +163,7 @@ def _made(conn: HTTPSConnection, cert_reqs: ssl.VerifyMode) -> ssl.SSLContext:
         _file_key(getattr(conn, "key_file", None)),
         getattr(conn, "key_password", None),
         _own_check(conn),
-        tuple(_ssl_.ALPN_PROTOCOLS),
+        tuple(_alpn()),
         environ.get("SSL_CERT_FILE"),
         environ.get("SSL_CERT_DIR"),
         environ.get("SSLKEYLOGFILE"),
@@ -197,7 +205,7 @@ def _apply(context: ssl.SSLContext, conn: HTTPSConnection, cert_reqs: ssl.Verify
             context.minimum_version = ssl.TLSVersion(minimum)
         _load_cas(context, conn)
         _load_client_cert(context, conn)
-        context.set_alpn_protocols(_ssl_.ALPN_PROTOCOLS)
+        context.set_alpn_protocols(_alpn())
 
 
 def _rank(version: int) -> int:
