@@ -175,6 +175,14 @@ def run(name: str, substituted: bool) -> tuple[Path, float]:
     return xml, seconds
 
 
+def durations(xml: Path) -> dict[str, float]:
+    """Each test's time (seconds: set-up, call and teardown)."""
+    found: dict[str, float] = defaultdict(float)
+    for case in ElementTree.parse(xml).getroot().iter("testcase"):
+        found[f"{case.get('classname')}::{case.get('name')}"] += float(case.get("time") or 0)
+    return found
+
+
 def outcomes(xml: Path) -> dict[str, tuple[str, str]]:
     """Each test's outcome (passed, failed, skipped) and, if it failed, why."""
     found: dict[str, tuple[str, str]] = {}
@@ -212,6 +220,7 @@ def report(name: str, reuse: bool) -> dict[str, object]:
     version, _ = SUITES[name]
     timings = {}
     results = {}
+    times = {}
     for substituted in (False, True):
         mode = "substituted" if substituted else "unmodified"
         xml = WORK / "results" / f"{name}-{mode}.xml"
@@ -222,6 +231,7 @@ def report(name: str, reuse: bool) -> dict[str, object]:
             xml, seconds = run(name, substituted)
         timings[mode] = seconds
         results[mode] = outcomes(xml)
+        times[mode] = durations(xml)
     plain, ours = results["unmodified"], results["substituted"]
     passed = {m: sum(o == "passed" for o, _ in r.values()) for m, r in results.items()}
     refused: Counter[str] = Counter()
@@ -249,6 +259,13 @@ def report(name: str, reuse: bool) -> dict[str, object]:
         f"({timings['unmodified']:.0f} s), {passed['substituted']} passed substituted "
         f"({timings['substituted']:.0f} s, {ratio:.2f}x the time)"
     )
+    common = [t for t, (o, _) in plain.items() if o == "passed" and ours.get(t, ("",))[0] == o]
+    common_times = {m: sum(times[m][t] for t in common) for m in times}
+    print(
+        f"  the {len(common)} tests passing both ways: {common_times['unmodified']:.0f} s "
+        f"unmodified, {common_times['substituted']:.0f} s substituted "
+        f"({common_times['substituted'] / max(common_times['unmodified'], 1e-9):.2f}x)"
+    )
     differences = sum(refused.values()) + sum(len(v) for v in other.values())
     print(
         f"  {differences} passed unmodified only: {sum(refused.values())} documented "
@@ -270,6 +287,7 @@ def report(name: str, reuse: bool) -> dict[str, object]:
         "suite": f"{name} {version}",
         "passed": passed,
         "seconds": timings,
+        "common_seconds": common_times,
         "refusals": dict(refused),
         "other": {k: v for k, v in other.items()},
     }
