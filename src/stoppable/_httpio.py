@@ -1080,8 +1080,9 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             tls = net.start_tls(
                 sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
             )
-        else:  # not a socket (a replaced create_connection's): nothing to bound
-            tls = context.wrap_socket(cast(Any, sock), server_hostname=server_hostname)
+        else:  # not a socket (a replaced create_connection's): urllib3's own wrapping
+            wrap: Any = urllib3.connection.__dict__["ssl_wrap_socket"]  # as patched
+            tls = wrap(sock=sock, server_hostname=server_hostname, ssl_context=context)
         try:
             verified = _httptls.check_peer(
                 self, tls, context, server_hostname, made_here, verify_mode
