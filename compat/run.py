@@ -41,7 +41,7 @@ REFUSALS: list[tuple[str, str]] = [
     (
         r"no \(connect, read\) pair",
         "timeout is one total for the whole request: a (connect, read) tuple or a "
-        "urllib3.Timeout is refused (TypeError)",
+        "urllib3.Timeout with connect/read limits is refused (http.InvalidTimeout)",
     ),
     (
         r"SOCKS|supports only http:// proxies|does not support HTTPS proxies|TLS within TLS",
