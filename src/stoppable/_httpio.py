@@ -319,7 +319,10 @@ class InvalidTimeout(TypeError, ValueError):
 def _total_only(timeout: urllib3.util.Timeout) -> bool:
     """Whether a urllib3 ``Timeout`` gives a total and nothing else: one total, as ours."""
     unset = (None, urllib3.util.timeout._DEFAULT_TIMEOUT)
-    return timeout.total is not None and timeout._connect in unset and timeout._read in unset
+    # Private there: a urllib3 without them has such a Timeout refused, as any other.
+    connect = getattr(timeout, "_connect", 0)
+    read = getattr(timeout, "_read", 0)
+    return timeout.total is not None and connect in unset and read in unset
 
 
 def open_budget(
@@ -1081,7 +1084,9 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
                 sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
             )
         else:  # not a socket (a replaced create_connection's): urllib3's own wrapping
-            wrap: Any = urllib3.connection.__dict__["ssl_wrap_socket"]  # as patched
+            wrap: Any = getattr(  # looked up as urllib3 does, so a patch applies
+                urllib3.connection, "ssl_wrap_socket", urllib3.util.ssl_.ssl_wrap_socket
+            )
             tls = wrap(sock=sock, server_hostname=server_hostname, ssl_context=context)
         try:
             verified = _httptls.check_peer(
