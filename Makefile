@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test test-all venvs-all demo bench lint typecheck clean
+.PHONY: test test-all venvs-all demo bench compat lint typecheck clean lint-corpus lint-sample
 
 # `make test-all`: the test suite on every supported Python, each in its own venv
 # (.venv-3.10 ...), from pyenv. A missing interpreter fails, it is not skipped. ruff
@@ -15,16 +16,23 @@ ALL_PYTHONS ?= 3.10.13 3.11.7 3.12.1 3.13.0
 # Versions whose suite already ran (.ci/run passes the one `make test` used).
 SKIP_PYTHONS ?=
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The demo needs the library alone (requests and urllib3 come with it).
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
-	$(BIN)/python -m stoppable.lint --report-unused-noqa src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks compat
+	$(BIN)/ruff format --check src tests examples benchmarks compat
+	$(BIN)/python -m stoppable.lint --report-unused-noqa src tests examples benchmarks compat
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -54,7 +62,7 @@ test-all: venvs-all
 		$$venv/bin/python -m pytest -q -p no:cacheprovider; \
 	done
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 	@echo
 	@echo "examples/service.py: 8 workers, each item an HTTP call then a child process;"
@@ -66,5 +74,21 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks
 
+# Real projects for measuring stoppable.lint (pinned sdists from PyPI, checked by sha256,
+# unpacked into .lint-corpus/, which git ignores); docs/lint.md reports the measurement.
+lint-corpus: $(STAMP)
+	$(BIN)/python -m benchmarks.lint_corpus fetch
+
+# The seeded sample of findings to read by hand, with context; then score the verdicts.
+lint-sample: lint-corpus
+	$(BIN)/python -m benchmarks.lint_corpus sample
+	$(BIN)/python -m benchmarks.lint_corpus score
+
+# requests' and urllib3's own test suites (from their pinned sdists), unmodified and
+# on stoppable.http's classes; prints the differences by cause. Slow (minutes): not
+# part of `make test` or CI. See compat/run.py.
+compat:
+	$(PYTHON) compat/run.py
+
 clean:
-	rm -rf $(VENV) .venv-3.* .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .compat .mypy_cache .pytest_cache .ruff_cache .stoppable_lint_cache

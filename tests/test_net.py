@@ -99,7 +99,7 @@ def small_send_buffer_connection(address: tuple[str, int]) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.settimeout(LONG)
     sock.connect(address)
-    sock.settimeout(None)  # noqa: STP101 - the blocking socket the net calls are tested on
+    sock.settimeout(None)
     return sock
 
 
@@ -134,7 +134,7 @@ def _recv(mode: float | None = None) -> Iterator[Block]:
 @contextlib.contextmanager
 def _recv_into() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - net.recv_into tested on a blocking socket
+        sock.settimeout(None)
         yield lambda stop, timeout: net.recv_into(sock, bytearray(10), timeout=timeout, stop=stop)
 
 
@@ -248,7 +248,7 @@ def _wrapper_recv() -> Iterator[Block]:
 @contextlib.contextmanager
 def _makefile_in_scope() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
+        sock.settimeout(None)
 
         def block(stop: Any, timeout: float) -> object:
             with scope(timeout=timeout, stop=stop), net.Socket(sock).makefile("rb") as f:
@@ -381,7 +381,7 @@ def _calls(sock: socket.socket) -> dict[str, Callable[[Any], object]]:
 def test_every_bad_timeout_is_refused_before_any_io(bad: object, error: type[Exception]) -> None:
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
+        b.sendall(b"waiting")
         for name, call in _calls(a).items():
             with pytest.raises(error, match="timeout"):
                 call(bad)
@@ -401,7 +401,7 @@ def test_a_set_stop_raises_at_once_in_every_call() -> None:
     stop.set("done")
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
+        b.sendall(b"waiting")
         for name, call in _calls(a).items():
             with scope(stop=stop), pytest.raises(Stopped, match="done"):
                 call(LONG)
@@ -454,12 +454,12 @@ def test_tls_round_trip_leaves_the_timeout_mode_alone(mode: float | None) -> Non
 def test_a_blocking_socket_is_not_switched_while_a_call_waits_on_it() -> None:
     # Another thread may use the socket meanwhile, with plain blocking calls.
     with serving(echo) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - the blocking socket under test
+        sock.settimeout(None)
         thread, outcome = start_call(lambda: net.recv(sock, 5, timeout=LONG))
         wait_until_blocked(thread)
         assert sock.gettimeout() is None
         # Blocking, unbounded: would raise if the mode had changed.
-        sock.sendall(b"hello")  # noqa: STP102 - the plain blocking call under test
+        sock.sendall(b"hello")
         assert outcome.done.wait(WAKE_BOUND)
         assert outcome.result == b"hello"
 
@@ -512,7 +512,7 @@ def test_data_that_arrives_with_the_stop_is_returned_not_dropped() -> None:
     a, b = socket.socketpair()
     with a, b:
         stop = StopEvent()
-        b.sendall(b"data")  # noqa: STP102 - false alarm: 4 bytes into a new socketpair
+        b.sendall(b"data")
         assert net.recv(a, 10, timeout=LONG, stop=stop) == b"data"
         stop.set()
         with pytest.raises(Stopped):
@@ -780,7 +780,7 @@ def test_start_tls_both_sides_and_a_tls_listener_whose_accept_does_not_handshake
         listener = tls().server.wrap_socket(plain_listener, server_side=True)
         with listener:
             client = socket.create_connection(listener.getsockname(), LONG)
-            client.settimeout(None)  # noqa: STP101 - start_tls tested on a blocking socket
+            client.settimeout(None)
             # accept returns although the client has not even started a handshake.
             conn, _ = net.accept(listener, timeout=LONG)
             assert isinstance(conn, ssl.SSLSocket)
@@ -840,18 +840,27 @@ def test_a_stuck_resolver_cannot_make_helper_threads_pile_up(stuck: StuckResolve
             assert "all 2 are busy" in str(outcome.error)
         assert resolver_threads() == 2  # no more threads were made
         assert sorted(stuck.calls) == ["one.test", "two.test"]  # the rest never ran
+        # A caller waiting for a free thread is stopped at once too.
+        stop = StopEvent()
+        thread, outcome = start_call(
+            lambda: net.resolve("waiting.test", 80, timeout=LONG, stop=stop, resolver=stuck)
+        )
+        wait_until_blocked(thread)
+        stop.set()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
         # The stuck lookups are abandoned at once on a stop, even while running.
         first.set()
         for outcome in occupying:
             assert outcome.done.wait(WAKE_BOUND)
             assert isinstance(outcome.error, Stopped)
         assert stuck.running == 2  # their threads are still stuck: abandoned, not waited for
-        # A caller waiting for a free thread is stopped at once too.
+        # Orphaned lookups do not hold back new ones: a new lookup gets a thread.
         stop = StopEvent()
         thread, outcome = start_call(
             lambda: net.resolve("later.test", 80, timeout=LONG, stop=stop, resolver=stuck)
         )
-        wait_until_blocked(thread)
+        stuck.wait_running(3)
         stop.set()
         assert outcome.done.wait(WAKE_BOUND)
         assert isinstance(outcome.error, Stopped)
@@ -859,8 +868,47 @@ def test_a_stuck_resolver_cannot_make_helper_threads_pile_up(stuck: StuckResolve
         stuck.release()
         stuck.wait_idle()
         assert net.resolve("fine.test", 80, timeout=LONG, resolver=stuck)
-        assert resolver_threads() <= 2
+        assert resolver_threads() <= 3
     finally:
+        net.set_resolver_threads(previous)
+
+
+def test_lookups_given_up_do_not_hold_back_the_next_one(stuck: StuckResolver) -> None:
+    """A resolver slow for some names (a DNS timeout) must not stall the others.
+
+    The regression: lookups abandoned at a tiny budget kept every helper thread busy
+    in the slow resolver, so a fast lookup after them waited for a thread until its
+    own deadline (about 5 s of a 5 s budget).
+    """
+    fast = static_resolver({"fast.test": [("127.0.0.1", 80)]})
+
+    def resolver(host: Any, *args: Any) -> list[Any]:
+        return fast(host, *args) if host == "fast.test" else stuck(host, *args)
+
+    previous = net.set_resolver_threads(1)
+    try:
+        wait_until(lambda: resolver_threads() <= 1, what="idle helper threads to exit")
+        for i in range(3):  # each is abandoned while running: its thread stays stuck
+            with pytest.raises(DeadlineExceeded, match="did not answer"):
+                net.resolve(f"slow{i}.test", 80, timeout=SHORT, resolver=resolver)
+        assert stuck.running == 3
+        started = time.monotonic()
+        assert net.resolve("fast.test", 80, timeout=WAKE_BOUND, resolver=resolver)
+        assert time.monotonic() - started < WAKE_BOUND
+        # Still bounded: ORPHAN_FACTOR times the limit in all, then lookups wait.
+        cap = resolve_module.ORPHAN_FACTOR
+        for i in range(3, cap):
+            with pytest.raises(DeadlineExceeded, match="did not answer"):
+                net.resolve(f"slow{i}.test", 80, timeout=SHORT, resolver=resolver)
+        assert stuck.running == cap
+        with pytest.raises(DeadlineExceeded, match="no resolver thread was free"):
+            net.resolve("fast.test", 80, timeout=SHORT, resolver=resolver)
+        assert resolver_threads() == cap
+        stuck.release()
+        stuck.wait_idle()
+        assert net.resolve("fast.test", 80, timeout=LONG, resolver=resolver)
+    finally:
+        stuck.release()
         net.set_resolver_threads(previous)
 
 
@@ -950,7 +998,7 @@ def test_wrapper_without_timeout_needs_a_scope_or_a_socket_timeout() -> None:
         a.settimeout(0.0)  # non-blocking: used as it is
         with pytest.raises(BlockingIOError):
             wrapped.recv(1)
-        b.sendall(b"k")  # noqa: STP102 - false alarm: 1 byte into a new socketpair
+        b.sendall(b"k")
         assert wrapped.recv(1) == b"k"
 
 
@@ -971,7 +1019,7 @@ def test_makefile_reads_lines_through_the_wrapper() -> None:
         serving(drip([b"first line\nsec", b"ond line\n"], 0.01)) as server,
         socket.create_connection(server.address, LONG) as sock,
     ):
-        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
+        sock.settimeout(None)
         wrapped = net.Socket(sock)
         with scope(timeout=LONG), wrapped.makefile("rb") as f:
             assert f.readline() == b"first line\n"
@@ -1004,7 +1052,7 @@ def test_http_client_body_cut_short_raises_never_looks_complete(how: str) -> Non
 
         def fetch() -> bytes:
             raw = socket.create_connection(server.address, LONG)
-            raw.settimeout(None)  # noqa: STP101 - http.client on a blocking socket, as tested
+            raw.settimeout(None)
             conn = http.client.HTTPConnection(*server.address)
             conn.sock = net.Socket(raw)
             try:

@@ -24,6 +24,10 @@ import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._shared import _Link
 
 __all__ = ["CallbackHandle", "StopEvent"]
 
@@ -117,6 +121,7 @@ class StopEvent:
         "_lock",
         "_next_key",
         "_reason",
+        "_shared",
         "_wakeup",
     )
 
@@ -135,6 +140,20 @@ class StopEvent:
         # Waits holding the wake-up descriptor, plus one while fileno() pins it.
         self._fd_users = 0
         self._finalizer: weakref.finalize[[], StopEvent] | None = None  # set while pinned
+        # Its slot in shared memory once handed to another process (see _shared).
+        self._shared: _Link | None = None
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled for another process, it stays the same stop there (see ``_shared``)."""
+        from ._shared import reduce_event
+
+        return reduce_event(self)
+
+    def __copy__(self) -> StopEvent:
+        return self  # one stop: a copy would be a second, unrelated one
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StopEvent:
+        return self
 
     def __repr__(self) -> str:
         state = f"set, reason={self._reason!r}" if self._flag else "unset"
@@ -158,15 +177,19 @@ class StopEvent:
         logged to the ``stoppable`` logger and does not keep the others from running.
         Thread-safe, but not safe inside a signal handler (it takes locks that the
         interrupted code may hold): ``stoppable.process.stop_on_signals`` is.
+
+        An event shared with other processes is set in all of them, and the reason
+        that wins is the first one given in any of them.
         """
         # Iterative, not recursive: a chain of 20,000 children is set to its end.
         # Depth first, each event's callbacks before its children, as the
-        # recursive order was.
-        pending: list[StopEvent] = [self]
+        # recursive order was; each child gets its parent's reason (the one that
+        # won, for an event shared with other processes).
+        pending: list[tuple[StopEvent, object]] = [(self, reason)]
         interrupted: BaseException | None = None
         while pending:
-            event = pending.pop()
-            callbacks, children = event._mark_set(reason)
+            event, why = pending.pop()
+            callbacks, children, why = event._mark_set(why)
             # Outside the lock: callbacks take other locks (a queue's mutex), and a
             # callback may add callbacks or set other events.
             for callback in callbacks:
@@ -176,18 +199,24 @@ class StopEvent:
                     _log.exception("StopEvent callback %r raised", callback)
                 except BaseException as exc:  # KeyboardInterrupt: finish waking first
                     interrupted = interrupted or exc
-            pending.extend(reversed(children))
+            pending.extend((child, why) for child in reversed(children))
         if interrupted is not None:
             raise interrupted
 
-    def _mark_set(self, reason: object) -> tuple[list[Callable[[], object]], list[StopEvent]]:
+    def _mark_set(
+        self, reason: object
+    ) -> tuple[list[Callable[[], object]], list[StopEvent], object]:
         """Set the flag and wake the fd and ``wait()`` waiters; what is left to run.
 
-        Returns the callbacks and the children, or nothing if already set.
+        Returns the callbacks, the children (none if it was set already) and the
+        reason in force.
         """
+        shared = self._shared
+        if shared is not None and not self._flag:
+            reason = shared.publish(reason)
         with self._lock:
             if self._flag:
-                return [], []
+                return [], [], self._reason
             self._flag = True
             self._reason = reason
             callbacks = list(self._callbacks.values())
@@ -198,7 +227,7 @@ class StopEvent:
                 self._wakeup.fire()
             if self._cond is not None:
                 self._cond.notify_all()
-        return callbacks, children
+        return callbacks, children, reason
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set or until ``timeout`` seconds pass; return ``is_set()``.

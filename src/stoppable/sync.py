@@ -353,10 +353,14 @@ class Thread(threading.Thread):
     thread quietly (the exception is kept in ``stopped``); other exceptions are
     reported by ``threading.excepthook`` as usual. With ``parent``, the thread's stop
     is a ``child()`` of it: stopping the parent stops the thread.
+
+    The arguments are ``threading.Thread``'s, in its order (``group`` must be
+    ``None``), plus ``parent``.
     """
 
     def __init__(
         self,
+        group: None = None,
         target: Callable[..., object] | None = None,
         name: str | None = None,
         args: Iterable[Any] = (),
@@ -365,6 +369,12 @@ class Thread(threading.Thread):
         daemon: bool | None = None,
         parent: StopEvent | None = None,
     ) -> None:
+        if group is not None:
+            # threading.Thread's order: Thread(fn, ...) would make fn the group.
+            raise TypeError(
+                f"group must be None, as for threading.Thread, got {type(group).__name__}; "
+                "pass the function as target=..."
+            )
         _args.check_callable(target, "target", optional=True)
         if name is not None:
             _args.check_type(name, str, "name", "a str or None")
@@ -405,3 +415,8 @@ class Thread(threading.Thread):
         """
         self.stop.set(reason)
         join(self, timeout=timeout)
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)
