@@ -392,6 +392,75 @@ CASES: dict[tuple[str, str], tuple[Call, type[Exception]]] = {
         lambda t: futures.ThreadPoolExecutor(shutdown_timeout=-1),
         ValueError,
     ),
+    # added in 0.2
+    ("stoppable.scope", "raise_if_expired"): (
+        lambda t: stoppable.scope(timeout=1, raise_if_expired="x"),
+        TypeError,
+    ),
+    ("stoppable.sleep", "seconds"): (lambda t: stoppable.sleep(-1), ValueError),
+    ("stoppable.stop_on_signals", "stop"): (lambda t: stoppable.stop_on_signals("x"), TypeError),
+    ("stoppable.stop_on_signals", "signals"): (
+        lambda t: stoppable.stop_on_signals(StopEvent(), ["x"]),
+        TypeError,
+    ),
+    ("queues.join", "q"): (lambda t: queues.join(object(), timeout=T), TypeError),
+    ("sync.Thread", "group"): (lambda t: sync.Thread(print), TypeError),
+    ("futures.ProcessPoolExecutor", "max_workers"): (
+        lambda t: futures.ProcessPoolExecutor(max_workers=0),
+        ValueError,
+    ),
+    ("futures.ProcessPoolExecutor", "mp_context"): (
+        lambda t: futures.ProcessPoolExecutor(mp_context="x"),
+        TypeError,
+    ),
+    ("futures.ProcessPoolExecutor", "initializer"): (
+        lambda t: futures.ProcessPoolExecutor(initializer=5),
+        TypeError,
+    ),
+    ("futures.ProcessPoolExecutor", "parent"): (
+        lambda t: futures.ProcessPoolExecutor(parent="x"),
+        TypeError,
+    ),
+    ("futures.ProcessPoolExecutor", "shutdown_timeout"): (
+        lambda t: futures.ProcessPoolExecutor(shutdown_timeout=-1),
+        ValueError,
+    ),
+    ("futures.ProcessPoolExecutor", "kill_after"): (
+        lambda t: futures.ProcessPoolExecutor(kill_after=-1),
+        ValueError,
+    ),
+    ("futures.pool_imap", "pool"): (
+        lambda t: list(futures.pool_imap(5, print, [], timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap", "func"): (
+        lambda t: list(futures.pool_imap(_pool(), 5, [1], timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap", "iterable"): (
+        lambda t: list(futures.pool_imap(_pool(), print, 5, timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap", "chunksize"): (
+        lambda t: list(futures.pool_imap(_pool(), print, [1], "x", timeout=T)),
+        ValueError,
+    ),
+    ("futures.pool_imap_unordered", "pool"): (
+        lambda t: list(futures.pool_imap_unordered(5, print, [], timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap_unordered", "func"): (
+        lambda t: list(futures.pool_imap_unordered(_pool(), 5, [1], timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap_unordered", "iterable"): (
+        lambda t: list(futures.pool_imap_unordered(_pool(), print, 5, timeout=T)),
+        TypeError,
+    ),
+    ("futures.pool_imap_unordered", "chunksize"): (
+        lambda t: list(futures.pool_imap_unordered(_pool(), print, [1], "x", timeout=T)),
+        ValueError,
+    ),
 }
 
 
@@ -437,6 +506,7 @@ ANY_VALUE: dict[tuple[str, str], str] = {
     ("process.run", "popen_kwargs"): "subprocess.Popen's own arguments",
     ("futures.ThreadPoolExecutor", "thread_name_prefix"): "any str, as the standard one",
     ("futures.ThreadPoolExecutor", "initargs"): "passed to initializer, as the standard one",
+    ("futures.ProcessPoolExecutor", "initargs"): "passed to initializer, as the standard one",
     ("stoppable.StopEvent.set", "reason"): "any object is a reason",
 }
 
@@ -450,6 +520,8 @@ SKIPPED_CALLABLES = {
     "sync.Held": "made by acquire, not by users",
     "net.AddrInfo": "a type alias",
     "net.Resolver": "a type alias",
+    "http.HTTPConnection": "urllib3's connection: its arguments are urllib3's, checked by it",
+    "http.HTTPSConnection": "urllib3's connection: its arguments are urllib3's, checked by it",
 }
 
 

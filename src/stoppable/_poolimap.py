@@ -72,6 +72,8 @@ def _iterate(
         raise TypeError(f"pool must be a multiprocessing.pool.Pool, got {type(pool).__name__}")
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {type(func).__name__}")
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, f"pool {how}")
     results = getattr(pool, how)(func, iterable, chunksize)
