@@ -150,9 +150,15 @@ def test_a_huge_timeout_in_stop_event_wait(timeout: Any) -> None:
 
 
 @pytest.mark.parametrize("timeout", HUGE, ids=repr)
-def test_a_huge_shutdown_timeout(timeout: Any) -> None:
-    with futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(lambda: None).result(LONG)
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_a_huge_shutdown_timeout(kind: str, timeout: Any) -> None:
+    pool: Any = (
+        futures.ThreadPoolExecutor(max_workers=1)
+        if kind == "threads"
+        else futures.ProcessPoolExecutor(max_workers=1, kill_after=timeout)
+    )
+    with pool:
+        assert futures.result(pool.submit(abs, -1), timeout=timeout) == 1
         pool.shutdown(timeout=timeout)
 
 

@@ -47,6 +47,7 @@ from ._errors import Stopped
 from ._limits import validate_timeout
 from ._procworker import _RemoteTraceback, _worker_main
 from ._stop import StopEvent
+from ._wait import MAX_BLOCK
 
 __all__ = ["KILL_AFTER", "SHUTDOWN_TIMEOUT", "ProcessPoolExecutor", "TaskKilled"]
 
@@ -331,7 +332,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if not wait:
             return
         # The manager ends the tasks at the deadline; this bounds the wait for it.
-        manager.join(seconds + 2 * self._kill_after + _REAP_AFTER_KILL)
+        bound = time.monotonic() + seconds + 2 * self._kill_after + _REAP_AFTER_KILL
+        while manager.is_alive() and (left := bound - time.monotonic()) > 0:
+            manager.join(min(left, MAX_BLOCK))  # a day at a time: join takes no more
         with self._lock:
             killed, self._killed = self._killed, []
         if killed:
@@ -444,7 +447,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 times.extend(t for t in (work.term_at, work.kill_at) if t is not None)
         if not times:
             return -1
-        return max(0, int((min(times) - now) * 1000) + 1)
+        # At most a day: poll() takes an int of ms; the manager loops while time is left.
+        return max(0, int(min(min(times) - now, MAX_BLOCK) * 1000) + 1)
 
     def _dispatch(self) -> None:
         """Hand queued tasks to free workers, starting workers up to ``max_workers``."""
