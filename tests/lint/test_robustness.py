@@ -34,7 +34,10 @@ def test_too_deep_to_parse_is_one_files_error(project: Path) -> None:
     code, out = run("--no-cache", "--format", "json", ".")
     assert code == 2
     payload = json.loads(out)
-    assert [item["code"] for item in payload] == ["E999", "STP100"]
+    # 3.11+ refuses to parse it (E999); 3.10 parses it, and the checker finds it too
+    # deep to walk (E901): one file's error either way, the rest of the run goes on.
+    parse_error = "E999" if sys.version_info >= (3, 11) else "E901"
+    assert [item["code"] for item in payload] == [parse_error, "STP100"]
     assert "too deeply nested" in payload[0]["message"]
 
 
