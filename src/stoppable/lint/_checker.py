@@ -332,8 +332,11 @@ class Checker(Expressions):
                 self.bind(
                     item.optional_vars, value if isinstance(value, (Inst, *PENDING)) else None
                 )
-        kinds = [_expected.expected_kind(i.context_expr, self.test_func()) for i in node.items]
+        expected = [_expected.expected_kind(i.context_expr, self.test_func()) for i in node.items]
+        kinds = [kind for kind, _ in expected]
         invalid = _expected.INVALID in kinds
+        if invalid:
+            self.invalid_input.append(next(c for kind, c in expected if kind == _expected.INVALID))
         refused = _expected.REFUSED in kinds
         # ``with override_environ(http_proxy="http://localhost:1"):``, ``with
         # ProxyManager("http://localhost:9"):``: the calls inside go to a loopback address.
@@ -344,11 +347,11 @@ class Checker(Expressions):
         patched = [p for p in map(self.patched_instance, node.items) if p is not None]
         for inst in patched:
             inst.patched = True
-        self.invalid_input_depth += invalid
         self.refused_depth += refused
         self.loopback_depth += loopback
         self.stmts(node.body)
-        self.invalid_input_depth -= invalid
+        if invalid:
+            self.invalid_input.pop()
         self.refused_depth -= refused
         self.loopback_depth -= loopback
         for inst in patched:

@@ -57,7 +57,11 @@ def parametrized(func: ast.FunctionDef | ast.AsyncFunctionDef | None) -> dict[st
         if isinstance(names_node, ast.Constant) and isinstance(names_node.value, str):
             names = [n.strip() for n in names_node.value.split(",") if n.strip()]
         elif isinstance(names_node, (ast.List, ast.Tuple)):
-            names = [e.value for e in names_node.elts if isinstance(e, ast.Constant)]
+            names = [
+                e.value
+                for e in names_node.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
         else:
             continue
         if not isinstance(rows, (ast.List, ast.Tuple)) or not names:
@@ -70,20 +74,27 @@ def parametrized(func: ast.FunctionDef | ast.AsyncFunctionDef | None) -> dict[st
             else:
                 items = [row]
             for index, name in enumerate(names):
-                if isinstance(name, str) and index < len(items):
+                if index < len(items):
                     values.setdefault(name, []).append(items[index])
     return values
 
 
 def expected_kind(
     node: ast.expr, func: ast.FunctionDef | ast.AsyncFunctionDef | None
-) -> str | None:
-    """``INVALID`` or ``REFUSED`` when ``node`` is a ``raises(E)`` that expects that."""
+) -> tuple[str | None, frozenset[str] | None]:
+    """``INVALID`` or ``REFUSED`` when ``node`` is a ``raises(E)`` that expects that.
+
+    With ``E`` a test parameter, also the names of the other parameters: the invalid
+    value the test pairs with the error. A call is refused before any I/O only if that
+    value is its own argument: ``requests.get(url)``, not ``requests.get(server,
+    params={"url": url})``, which waits for the server before the bad redirect fails.
+    """
     if not isinstance(node, ast.Call) or not node.args or _name(node.func) not in _RAISES:
-        return None
+        return None, None
     expected = node.args[0]
     errors = list(expected.elts) if isinstance(expected, ast.Tuple) else [expected]
     params: dict[str, list[ast.expr]] | None = None
+    companions: frozenset[str] | None = None
     names: list[str] = []
     for error in errors:
         if isinstance(error, ast.Name):
@@ -92,15 +103,22 @@ def expected_kind(
             if error.id in params:
                 # ``pytest.raises(exception)`` with ``exception`` a test parameter.
                 names.extend(_name(value) for value in params[error.id])
+                companions = frozenset(params) - {error.id}
                 continue
         names.append(_name(error))
     if not names or not all(names):
-        return None
+        return None, None
     if all(n in _INVALID_INPUT or n.startswith(_INVALID_PREFIXES) for n in names):
-        return INVALID
+        return INVALID, companions
     if all(n.endswith(_REFUSED_SUFFIXES) for n in names):
-        return REFUSED
-    return None
+        return REFUSED, None
+    return None, None
+
+
+def passes_any(node: ast.Call, names: frozenset[str]) -> bool:
+    """Whether one of ``names`` is an argument of the call itself."""
+    values = (*node.args, *(k.value for k in node.keywords))
+    return any(isinstance(v, ast.Name) and v.id in names for v in values)
 
 
 def mentions_loopback(node: ast.AST, strings: Callable[[str], str | None]) -> bool:

@@ -145,7 +145,9 @@ class Inference:
         self.released: set[int] = set()
         #: Inside ``pytest.raises(<invalid input>)``, ``(<refused connection>)``, and in
         #: a ``with`` whose arguments name a loopback address.
-        self.invalid_input_depth = 0
+        #: (for invalid input: the test parameters one of which the call must pass, or
+        #: None when any call inside is refused)
+        self.invalid_input: list[frozenset[str] | None] = []
         self.refused_depth = 0
         self.loopback_depth = 0
         #: Module names bound to a string literal (for loopback URLs in constants).
