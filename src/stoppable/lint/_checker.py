@@ -165,6 +165,12 @@ class Checker(Expressions):
         for index, node in enumerate(body):
             if type(node) is ast.Try and node.finalbody:
                 self.mark_released(node, body[index - 1] if index else None)
+            join = _method_call(node, "join")
+            if join is not None and index and not join.args and not join.keywords:
+                # ``t.shutdown = True`` then ``t.join()``: judged with the thread's loop.
+                attr = _expected.stop_signal(body[index - 1], join.func.value)  # type: ignore[attr-defined]
+                if attr is not None:
+                    self.told_to_stop[id(join)] = attr
         for node in body:
             handler = handlers.get(type(node))
             if handler is not None:
@@ -458,7 +464,7 @@ class Checker(Expressions):
         self.defaults(node.args)
         returns = self.annotation(node.returns) if node.returns is not None else None
         func = UserFunc(
-            returns, node if node.returns is None else None, _expected.makes_calls(node)
+            returns, node if node.returns is None else None, _expected.makes_calls(node), node
         )
         self.funcs[id(node)] = func
         scope = self.scope

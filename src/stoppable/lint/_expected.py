@@ -164,3 +164,93 @@ def makes_calls(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> bo
     """Whether a function's body calls anything (one that does not cannot stall)."""
     body: list[ast.AST] = [func.body] if isinstance(func, ast.Lambda) else list(func.body)
     return any(isinstance(sub, ast.Call) for stmt in body for sub in ast.walk(stmt))
+
+
+#: Argument-less calls spelled like a wait: a loop holding one may never come round.
+_WAIT_SPELLINGS = frozenset(
+    {"join", "wait", "get", "acquire", "result", "recv", "recv_into", "accept", "communicate"}
+)
+
+
+def stop_signal(before: ast.stmt | None, receiver: ast.expr) -> str | None:
+    """The attribute that ``before`` sets to tell the thread ``receiver`` to stop.
+
+    ``t.shutdown = True`` or ``t.done.set()`` just before ``t.join()``.
+    """
+    target = ast.dump(receiver)
+    if (
+        type(before) is ast.Assign
+        and len(before.targets) == 1
+        and type(before.targets[0]) is ast.Attribute
+        and ast.dump(before.targets[0].value) == target
+        and isinstance(before.value, ast.Constant)
+        and before.value.value is True
+    ):
+        return before.targets[0].attr
+    if type(before) is ast.Expr and type(before.value) is ast.Call:
+        func = before.value.func
+        if (
+            type(func) is ast.Attribute
+            and func.attr == "set"
+            and type(func.value) is ast.Attribute
+            and ast.dump(func.value.value) == target
+        ):
+            return func.value.attr
+    return None
+
+
+def loop_stops_on(run: ast.FunctionDef | ast.AsyncFunctionDef, attr: str) -> bool:
+    """Whether ``run()`` is one loop that ends once ``self.<attr>`` is set, never waiting.
+
+    ``while not self.shutdown:``, ``while not self.done.wait(period):`` (or through a
+    local ``wait = self.done.wait``), ``while not self.done.is_set():``; and nothing in
+    ``run()`` spelled like an unbounded wait (an argument-less ``get()``, ``join()``...),
+    so an iteration cannot hang and the join waits one iteration at most.
+    """
+    waits = {
+        t.id
+        for stmt in run.body
+        if type(stmt) is ast.Assign
+        for t in stmt.targets
+        if type(t) is ast.Name and _is_self_attr(stmt.value, attr, ("wait", "is_set"))
+    }
+    loops = [s for s in run.body if type(s) is ast.While]
+    if len(loops) != 1:
+        return False
+    test = loops[0].test
+    if not (type(test) is ast.UnaryOp and type(test.op) is ast.Not):
+        return False
+    flag = test.operand
+    if type(flag) is ast.Call:
+        called = flag.func
+        if not (
+            (type(called) is ast.Name and called.id in waits)
+            or _is_self_attr(called, attr, ("wait", "is_set"))
+        ):
+            return False
+    elif not _is_self_attr(flag, attr, ()):
+        return False
+    for sub in ast.walk(run):
+        if (
+            type(sub) is ast.Call
+            and type(sub.func) is ast.Attribute
+            and sub.func.attr in _WAIT_SPELLINGS
+            and not sub.args
+            and not sub.keywords
+        ):
+            return False
+    return True
+
+
+def _is_self_attr(node: ast.expr, attr: str, methods: tuple[str, ...]) -> bool:
+    """``self.<attr>``, or ``self.<attr>.<method>`` for one of ``methods``."""
+    if methods:
+        if not (type(node) is ast.Attribute and node.attr in methods):
+            return False
+        node = node.value
+    return (
+        type(node) is ast.Attribute
+        and node.attr == attr
+        and type(node.value) is ast.Name
+        and node.value.id == "self"
+    )

@@ -156,6 +156,8 @@ class Inference:
         self.func_nodes: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
         #: ``for _ in range(n): q.put(x)``: the put calls (by id) and ``n``, dumped.
         self.fill_loops: dict[int, str] = {}
+        #: ``t.join()`` calls right after ``t.<attr> = True`` or ``t.<attr>.set()``.
+        self.told_to_stop: dict[int, str] = {}
         self.setup()
 
     def setup(self) -> None:

@@ -132,6 +132,8 @@ class Judge(Inference):
                 pass  # released in a finally: the spelled-out ``with lock:``
             elif name == "put" and self.fills_fresh_queue(node, inst):
                 pass  # ``for _ in range(maxsize): q.put(x)`` on a new queue: never full
+            elif name == "join" and self.stopped_thread(node, cls):
+                pass  # told to stop, and its loop ends at once when told
             elif not self.cannot_block(node, inst, name, spec):
                 self.judge(node, f"{inst.type}.{name}", spec, inst)
         elif self.strict and not awaited and self.unknown_type(inst):
@@ -155,6 +157,17 @@ class Judge(Inference):
                     result.done = True  # a task that calls nothing cannot stall
             return result
         return None
+
+    def stopped_thread(self, node: ast.Call, cls: UserClass | None) -> bool:
+        """A thread of this module told to stop just before, whose loop ends when told."""
+        attr = self.told_to_stop.get(id(node))
+        if attr is None or cls is None:
+            return False
+        for owner in cls.mro():
+            run = owner.methods.get("run")
+            if run is not None:
+                return run.defn is not None and _expected.loop_stops_on(run.defn, attr)
+        return False
 
     def fills_fresh_queue(self, node: ast.Call, inst: Inst) -> bool:
         """A put in ``for _ in range(n):`` on a queue made with ``maxsize=n``, empty yet."""

@@ -107,6 +107,8 @@ class UserFunc:
     node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     #: Whether the body calls anything (a task that calls nothing cannot stall).
     calls: bool = True
+    #: The ``def`` (always).
+    defn: ast.FunctionDef | ast.AsyncFunctionDef | None = None
 
 
 @dataclass(eq=False, slots=True)
