@@ -517,9 +517,9 @@ class Checker(Expressions):
                     scope.vars[arg.arg] = Inst(cls.type_name, cls, origin=False, selfref=True)
                 continue
             first = False
-            scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
+            scope.vars[arg.arg] = self.param_value(arg)
         for arg in args.kwonlyargs:
-            scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
+            scope.vars[arg.arg] = self.param_value(arg)
         # ``def run(cmd, popen=subprocess.Popen)``: the default is what is called.
         defaults = [
             *zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True),
@@ -550,6 +550,13 @@ class Checker(Expressions):
             ):
                 func.returns = returned
         self.scope = saved
+
+    def param_value(self, arg: ast.arg) -> Value:
+        """What an annotated parameter holds: an instance its caller made."""
+        value = self.annotation(arg.annotation) if arg.annotation else None
+        if isinstance(value, Inst):
+            value.param = True
+        return value
 
     def s_class(self, node: ast.ClassDef) -> None:
         for decorator in node.decorator_list:

@@ -286,7 +286,10 @@ class Judge(Inference):
             elif state == "bounded_queue":
                 applies = inst.maxsize
             else:
-                applies = inst.origin and not inst.bounded
+                # A listening socket passed in is judged too: servers block in accept()
+                # by design, so a listener's maker rarely gives it a timeout.
+                made_here = inst.origin or (inst.param and qualname.endswith(".accept"))
+                applies = made_here and not inst.bounded
         if (spec.effect is not None and inst is not None) or spec.effect == "default_timeout":
             self.apply_effect(spec, status, inst)
         if spec.kind == "wrap" and not self.strict:

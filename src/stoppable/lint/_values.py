@@ -64,6 +64,8 @@ class Inst:
     loopback: bool = False
     #: Inside ``with patch.object(inst, "meth", side_effect=...)``: its calls hit a mock.
     patched: bool = False
+    #: A parameter annotated with its type (``listener: socket.socket``): made elsewhere.
+    param: bool = False
 
     def copy(self) -> Inst:
         """A new instance in the same state (``dup()``, a function's annotated result)."""
