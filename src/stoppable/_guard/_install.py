@@ -33,7 +33,17 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Patch", "acquire", "install_permanent", "is_installed", "release"]
+__all__ = [
+    "Patch",
+    "acquire",
+    "install_permanent",
+    "is_installed",
+    "permanent",
+    "provide",
+    "rebind",
+    "release",
+    "wraps_all",
+]
 
 _MISSING = object()
 
@@ -210,7 +220,9 @@ def _rebind_class(
     for key, value in list(vars(cls).items()):
         new = swap(value)
         if new is not _MISSING:
-            setattr(cls, key, staticmethod(new))  # type: ignore[arg-type]
+            if not isinstance(new, staticmethod):
+                new = staticmethod(new)  # type: ignore[arg-type]
+            setattr(cls, key, new)
             count += 1
             continue
         inner = value.__func__ if isinstance(value, staticmethod | classmethod) else value
@@ -229,3 +241,19 @@ def wraps_all(patches: Iterable[Patch]) -> list[Patch]:
         with contextlib.suppress(AttributeError, TypeError):
             patch.new.__wrapped__ = original
     return result
+
+
+def permanent(owner: Any, name: str, function: Callable[..., Any]) -> Patch:
+    """A permanent patch of a module function, as a callable ``staticmethod``.
+
+    A ``staticmethod`` (callable since Python 3.10) so that code which stores it as a
+    class attribute (``_select = select.select`` in a class body, run after the patch
+    was installed) gets a plain function there, as it did with the builtin, not a
+    method bound to its instances.
+    """
+    original = getattr(owner, name)
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(function, attribute, getattr(original, attribute))
+    function.__wrapped__ = original  # type: ignore[attr-defined]
+    return Patch(owner, name, staticmethod(function))
