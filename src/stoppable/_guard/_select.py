@@ -167,16 +167,16 @@ def _selector_select(original: Any) -> Any:
 
 
 def patches() -> tuple[list[Patch], list[Patch]]:
-    """``select``/``poll`` permanently (captured by code); selectors while a guard is open."""
-    while_open = []
+    """All permanent: a check costs nothing next to a wait (see ``_install``)."""
+    methods = []
     for name in ("PollSelector", "EpollSelector", "DevpollSelector"):
         cls = getattr(selectors, name, None)
         # The private parts used: checked here, or the class is left alone.
         if cls is None or not hasattr(cls, "_EVENT_READ") or not hasattr(cls, "_key_from_fd"):
             continue
-        while_open.append(Patch(cls, "select", _selector_select(cls.select)))
+        methods.append(Patch(cls, "select", _selector_select(cls.select)))
     permanent_ = [
         permanent(select, "select", select_),
         permanent(select, "poll", poll),
     ]
-    return wraps_all(while_open), permanent_
+    return [], wraps_all(methods) + permanent_

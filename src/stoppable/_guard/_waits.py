@@ -176,7 +176,11 @@ def popen_wait(self: subprocess.Popen[Any], timeout: float | None = None) -> int
     if own is not None and own <= 0:
         return _popen_wait(self, timeout)
     state = current_state()
-    check(record, state, "subprocess wait")
+    try:
+        check(record, state, "subprocess wait")
+    except BaseException:
+        _reap_if_ending(self)
+        raise
     call = call_limits(own, "subprocess wait")
     pidfd = None
     if _pidfd_open is not None:
@@ -213,6 +217,21 @@ def popen_wait(self: subprocess.Popen[Any], timeout: float | None = None) -> int
             os.close(pidfd)
 
 
+_REAP_GRACE = 0.1  # how long a child killed on the way out gets to end (SIGKILL: ms)
+
+
+def _reap_if_ending(popen: subprocess.Popen[Any]) -> None:
+    # The guard fired already, so this wait raises: but a child that is ending (killed
+    # by subprocess.run on its way out, whose __exit__ then waits) is reaped first, in
+    # a short wait outside the guard, so no zombie or ResourceWarning is left.
+    token = active.set(None)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _popen_wait(popen, _REAP_GRACE)
+    finally:
+        active.reset(token)
+
+
 def popen_communicate(
     self: subprocess.Popen[Any], input: Any = None, timeout: float | None = None
 ) -> Any:
@@ -225,12 +244,12 @@ def popen_communicate(
 
 
 def patches() -> tuple[list[Patch], list[Patch]]:
-    """``time.sleep`` stays (code captures it); the methods are in while a guard is open."""
-    while_open = [
+    """All permanent: a check costs nothing next to a wait (see ``_install``)."""
+    methods = [
         Patch(threading.Condition, "wait", condition_wait),
         Patch(threading.Thread, "join", thread_join),
         Patch(threading.Barrier, "wait", barrier_wait),
         Patch(subprocess.Popen, "wait", popen_wait),
         Patch(subprocess.Popen, "communicate", popen_communicate),
     ]
-    return wraps_all(while_open), [permanent(time, "sleep", sleep)]
+    return [], [*wraps_all(methods), permanent(time, "sleep", sleep)]
