@@ -25,9 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import requests
+import requests.auth
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, guard, net, queues
+from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, guard, http, net, queues, sync
 from stoppable._guard import _install
 from stoppable._netio import _switched
 
@@ -811,3 +813,60 @@ def test_stopped_waits_leak_no_descriptor_or_callback() -> None:
     gc.collect()
     assert open_fds() <= before
     assert stop._callback_count() == 0
+
+
+# --- options elsewhere: a worker's whole body inside a guard ----------------------------------
+
+
+def test_sync_thread_with_guard_stops_a_plain_wait() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    thread = sync.Thread(target=lambda stop: q.get(), guard=True)  # noqa: STP100 - in a guard
+    thread.start()
+    wait_until_blocked(thread)
+    started = time.monotonic()
+    thread.stop_and_join(timeout=WAKE_BOUND, reason="bye")
+    assert time.monotonic() - started < WAKE_BOUND
+    assert isinstance(thread.stopped, Stopped)
+    assert thread.stopped.reason == "bye"
+    with pytest.raises(TypeError, match="guard"):
+        sync.Thread(target=print, guard=1)  # type: ignore[arg-type]
+
+
+def test_executor_with_guard_stops_tasks_that_know_nothing_of_stoppable() -> None:
+    executor = futures.ThreadPoolExecutor(1, guard=True)
+    task = executor.submit(time.sleep, LONG)
+    wait_until(task.running)
+    [worker] = executor._threads
+    wait_until_blocked(worker)
+    started = time.monotonic()
+    executor.shutdown(stop=True, timeout=WAKE_BOUND)
+    assert time.monotonic() - started < WAKE_BOUND
+    assert isinstance(task.exception(), Stopped)
+    plain = futures.ThreadPoolExecutor(1)
+    try:
+        assert plain.submit(lambda: threading.current_thread().name).result(LONG)
+    finally:
+        plain.shutdown(timeout=LONG)
+
+
+def test_http_with_guard_bounds_foreign_code_during_the_request() -> None:
+    class SlowAuth(requests.auth.AuthBase):
+        """An auth object that fetches a token with a client that knows no deadline."""
+
+        def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+            time.sleep(LONG)  # stands for a token fetch through another client
+            return request
+
+    with serving(echo) as server:
+        url = f"http://{server.host}:{server.port}/"
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.Timeout):
+            http.get(url, timeout=SHORT, auth=SlowAuth(), guard=True)
+        assert time.monotonic() - started < SHORT + WAKE_BOUND
+        stop = StopEvent()
+        with http.Session(stop=stop, timeout=LONG, guard=True) as session:
+            threading.Timer(SHORT, stop.set, args=("bye",)).start()
+            with pytest.raises(Stopped, match="bye"):
+                session.get(url, auth=SlowAuth())
+        with pytest.raises(TypeError, match="guard"):
+            http.Session(guard="yes")  # type: ignore[arg-type]
