@@ -69,6 +69,18 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     b.close()
 
 
+def run_script(script: str) -> str:
+    """Run ``script`` in a fresh interpreter (nothing installed yet); its output."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=LONG,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def stopped_in_guard(block: Callable[[], object], reason: str = "shutdown") -> BaseException:
     """Run ``block`` inside ``guard(stop=...)`` in a thread; stop it once it is blocked.
 
@@ -141,13 +153,7 @@ def test_import_installs_nothing() -> None:
         assert socket.getaddrinfo.__module__ == "socket"
         print("clean")
     """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        timeout=LONG,
-    )
-    assert result.stdout.strip() == "clean", result.stderr
+    assert run_script(script) == "clean"
 
 
 def test_socket_methods_are_installed_only_while_a_guard_is_open() -> None:
@@ -787,13 +793,7 @@ def test_references_captured_before_the_first_guard_are_rebound() -> None:
         Later().nap(0)
         print("rebound")
     """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        timeout=LONG,
-    )
-    assert result.stdout.strip() == "rebound", result.stderr
+    assert run_script(script) == "rebound"
 
 
 def test_stopped_waits_leak_no_descriptor_or_callback() -> None:
@@ -870,3 +870,44 @@ def test_http_with_guard_bounds_foreign_code_during_the_request() -> None:
                 session.get(url, auth=SlowAuth())
         with pytest.raises(TypeError, match="guard"):
             http.Session(guard="yes")  # type: ignore[arg-type]
+
+
+def test_install_keep_sockets_reaches_methods_bound_outside_any_guard() -> None:
+    script = """
+        import socket, threading, time
+        import stoppable
+
+        a, b = socket.socketpair()
+        recv = a.recv  # bound outside any guard: the C method, unless kept installed
+        stoppable.guard.install(keep_sockets=True)
+        recv = a.recv
+        with stoppable.guard(timeout=60):
+            pass
+        assert "recv" in vars(socket.socket), "removed although kept"
+        stop = stoppable.StopEvent()
+        threading.Timer(0.2, stop.set).start()
+        started = time.monotonic()
+        try:
+            with stoppable.guard(stop=stop):
+                recv(1)
+        except stoppable.Stopped:
+            pass
+        assert time.monotonic() - started < 10
+        print("kept")
+    """
+    assert run_script(script) == "kept"
+
+
+def test_a_refused_retry_is_chained_to_the_first_interruption(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, _ = pair
+    with pytest.raises(DeadlineExceeded) as info, guard(timeout=SHORT) as g:
+        with contextlib.suppress(TimeoutError):
+            a.recv(1)
+        time.sleep(1.0)  # the backoff, refused at once
+    first = g.interrupted
+    assert first is not None
+    assert "recv" in str(first)
+    assert "sleep" in str(info.value)
+    assert info.value.__cause__ is first

@@ -73,6 +73,23 @@ class guard:  # a context manager used like a function, as scope is
         self._token: object = None
         self._entered = False
 
+    @staticmethod
+    def install(*, keep_sockets: bool = False) -> None:
+        """Install now what the first guard would install (it is idempotent).
+
+        Early, at start-up, so that references to ``time.sleep`` and friends are
+        rebound before anything else captures them in an unusual place. With
+        ``keep_sockets=True``, the socket and TLS methods also stay installed for
+        good, instead of only while a guard is open: bound methods taken at any time
+        (``recv = sock.recv``) are then reached too, for a small cost on every socket
+        call outside a guard (see ``docs/guard.md``).
+        """
+        if not isinstance(keep_sockets, bool):
+            raise TypeError(f"keep_sockets must be a bool, got {keep_sockets!r}")
+        _install.install_permanent()
+        if keep_sockets:
+            _install.keep()
+
     @property
     def deadline(self) -> float | None:
         """The absolute ``time.monotonic()`` deadline in force inside, or ``None``."""
