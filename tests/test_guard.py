@@ -414,19 +414,29 @@ def test_unguarded_threads_see_no_change_while_a_guard_is_open(
     stop = StopEvent()
     guarded, outcome = start_call(lambda: _sleep_in_guard(stop))
     wait_until_blocked(guarded)
-    assert _install.is_installed()
-    # This thread is outside every guard: the stop and the patches change nothing here.
-    stop.set("only the guarded thread")
-    assert outcome.done.wait(WAKE_BOUND)
-    a.settimeout(SHORT)
-    with pytest.raises(TimeoutError) as info:
-        a.recv(1)
-    assert type(info.value) is TimeoutError
-    cond = threading.Condition()
-    with cond:
-        assert cond.wait(0.01) is False
-    b.sendall(b"x")
-    assert a.recv(1) == b"x"
+    try:
+        assert _install.is_installed()
+        # This thread is outside every guard: its calls behave as the standard
+        # library's, timeouts and errors included.
+        a.settimeout(SHORT)
+        with pytest.raises(TimeoutError) as info:
+            a.recv(1)
+        assert type(info.value) is TimeoutError
+        assert str(info.value) == "timed out"
+        a.settimeout(None)
+        cond = threading.Condition()
+        with cond:
+            assert cond.wait(0.01) is False
+        started = time.monotonic()
+        time.sleep(0.02)
+        assert time.monotonic() - started >= 0.02
+        b.sendall(b"x")
+        assert a.recv(1) == b"x"
+        assert select.select([a], [], [], 0.01) == ([], [], [])
+    finally:
+        stop.set("only the guarded thread")
+        assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
 
 
 def _sleep_in_guard(stop: StopEvent) -> None:
