@@ -244,7 +244,7 @@ def latency_table() -> Table:
         table.add(name, runs, p50_p99(samples), verdict(met))
 
     def floor(stop: StopEvent) -> object:
-        stop.wait()  # noqa: STP100 - the floor: a wait that only set() ends
+        stop.wait()  # the floor: a wait that only set() ends
         raise stoppable.Stopped()
 
     table.add(
