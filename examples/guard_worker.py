@@ -164,7 +164,8 @@ def _text(value: bytes | str) -> str:
 
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    sys.stdout.write(line + "\n")  # one write: threads' lines never interleave
+    sys.stdout.flush()
 
 
 def requeue(client: redis.Redis, job: str) -> None:
