@@ -129,6 +129,14 @@ def poll() -> Any:
     return _GuardedPoll(made)
 
 
+def _watched(selector: Any, fd: int) -> bool:
+    """Whether ``selector``'s owner registered ``fd`` itself."""
+    fd_to_key = getattr(selector, "_fd_to_key", None)  # private, in every version so far
+    if isinstance(fd_to_key, dict):
+        return fd in fd_to_key
+    return any(key.fd == fd for key in selector.get_map().values())
+
+
 def _selector_select(original: Any) -> Any:
     def select(self: Any, timeout: float | None = None) -> Any:
         record = active.get()
@@ -143,7 +151,7 @@ def _selector_select(original: Any) -> Any:
         added: list[int] = []
         for event in call.stop_events():
             fd = event.fileno()
-            if self._key_from_fd(fd) is None:
+            if not _watched(self, fd):
                 try:
                     inner.register(fd, self._EVENT_READ)
                 except (FileExistsError, OSError):
@@ -172,7 +180,7 @@ def patches() -> tuple[list[Patch], list[Patch]]:
     for name in ("PollSelector", "EpollSelector", "DevpollSelector"):
         cls = getattr(selectors, name, None)
         # The private parts used: checked here, or the class is left alone.
-        if cls is None or not hasattr(cls, "_EVENT_READ") or not hasattr(cls, "_key_from_fd"):
+        if cls is None or not hasattr(cls, "_EVENT_READ"):
             continue
         methods.append(Patch(cls, "select", _selector_select(cls.select)))
     permanent_ = [

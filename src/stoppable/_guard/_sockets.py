@@ -24,7 +24,8 @@ to the garbage collector on ``Stopped``. A non-blocking socket (timeout ``0``) i
 A TLS socket is switched to non-blocking for the length of a guarded call (OpenSSL has
 no per-call flag). So that a thread *not* in a guard, using the same socket at that
 moment, sees no difference, its calls on a socket switched by a guarded call are run
-by the same engine with the socket's own timeout and no stop.
+by the same engine with the socket's own timeout and no stop; every non-blocking TLS
+try is made under a per-socket lock (``_tls_lock``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import errno
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -533,13 +535,30 @@ def sendfile(self: socket.socket, file: Any, offset: int = 0, count: int | None 
 # --- the replacements for ssl.SSLSocket ----------------------------------------------
 
 
+def _tls_lock(sock: ssl.SSLSocket) -> threading.Lock:
+    """The lock that keeps two non-blocking TLS calls on ``sock`` from overlapping.
+
+    OpenSSL keeps one "what is it waiting for" state per connection: a non-blocking
+    read in one thread and a write in another can each read the other's state and
+    take a write's ``WANT_WRITE`` for an end of file (a read returning ``b""`` while the
+    peer is still sending). The guard's calls, and the calls of unguarded threads on a
+    socket it switched, make each non-blocking try under this lock (a try never
+    waits, so neither holds it for long).
+    """
+    lock = sock.__dict__.get("_stoppable_tls_lock")
+    if lock is None:
+        lock = sock.__dict__.setdefault("_stoppable_tls_lock", threading.Lock())
+    return lock  # type: ignore[no-any-return]
+
+
 def tls_read(self: ssl.SSLSocket, len: int = 1024, buffer: Any = None) -> Any:
     record = active.get()
     if record is None and not (_switched and id(self) in _switched):
         return _SSL_READ(self, len, buffer)
 
     def op(t: Any, x: int) -> Any:
-        return _SSL_READ(t, len, buffer)
+        with _tls_lock(t):
+            return _SSL_READ(t, len, buffer)
 
     if record is None:
         return _unguarded(self, op, POLLIN, "read", own_error=_tls_timed_out("read"))
@@ -552,7 +571,8 @@ def tls_write(self: ssl.SSLSocket, data: Any) -> Any:
         return _SSL_WRITE(self, data)
 
     def op(t: Any, x: int) -> int:
-        return _SSL_WRITE(t, data)
+        with _tls_lock(t):
+            return _SSL_WRITE(t, data)
 
     if record is None:
         return _unguarded(self, op, POLLOUT, "write", own_error=_tls_timed_out("write"))
@@ -565,7 +585,8 @@ def tls_send(self: ssl.SSLSocket, data: Any, flags: int = 0) -> Any:
         return _SSL_SEND(self, data, flags)
 
     def op(t: Any, x: int) -> int:
-        return _SSL_SEND(t, data, flags)
+        with _tls_lock(t):
+            return _SSL_SEND(t, data, flags)
 
     if record is None:
         return _unguarded(self, op, POLLOUT, "send", own_error=_tls_timed_out("write"))
@@ -579,7 +600,8 @@ def tls_do_handshake(self: ssl.SSLSocket, block: bool = False) -> None:
         return
 
     def op(t: Any, x: int) -> None:
-        _SSL_HANDSHAKE(t)
+        with _tls_lock(t):
+            _SSL_HANDSHAKE(t)
 
     if record is None:
         _unguarded(
@@ -608,7 +630,8 @@ def tls_unwrap(self: ssl.SSLSocket) -> Any:
         return _SSL_UNWRAP(self)
 
     def op(t: Any, x: int) -> socket.socket:
-        return _SSL_UNWRAP(t)
+        with _tls_lock(t):
+            return _SSL_UNWRAP(t)
 
     if record is None:
         return _unguarded(self, op, POLLIN, "unwrap", flags_ok=False)
