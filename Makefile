@@ -4,12 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test demo bench lint typecheck services clean
+.PHONY: test demo bench lint typecheck services clean lint-corpus lint-sample
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The demo needs the library alone (requests and urllib3 come with it).
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -35,7 +43,7 @@ services:
 test: lint typecheck services
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 	@echo
 	@echo "examples/service.py: 8 workers, each item an HTTP call then a child process;"
@@ -47,5 +55,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks
 
+# Real projects for measuring stoppable.lint (pinned sdists from PyPI, checked by sha256,
+# unpacked into .lint-corpus/, which git ignores); docs/lint.md reports the measurement.
+lint-corpus: $(STAMP)
+	$(BIN)/python -m benchmarks.lint_corpus fetch
+
+# The seeded sample of findings to read by hand, with context; then score the verdicts.
+lint-sample: lint-corpus
+	$(BIN)/python -m benchmarks.lint_corpus sample
+	$(BIN)/python -m benchmarks.lint_corpus score
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .stoppable_lint_cache

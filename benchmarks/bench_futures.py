@@ -342,7 +342,7 @@ def shutdown_floor() -> float:
     started = time.perf_counter()
     event.set()
     for thread in threads:
-        thread.join()
+        thread.join(LONG)
     return time.perf_counter() - started
 
 

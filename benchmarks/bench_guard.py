@@ -53,7 +53,7 @@ def _ping_pong_rate(inside: bool) -> float:
     sock.settimeout(None)  # noqa: STP101 - the plain blocking socket a client uses
 
     def exchange() -> object:
-        sock.sendall(b"x")  # noqa: STP102 - measured plain, as a client calls it
+        sock.sendall(b"x")  # measured plain, as a client calls it
         return sock.recv(1)  # noqa: STP102 - measured plain, as a client calls it
 
     _round_trips(sock, exchange, 1000)  # warm up
@@ -83,7 +83,7 @@ def _use_a_guard() -> None:
     """Enter and leave a guard, with a socket wait, a sleep and a condition wait in it."""
     a, b = socket.socketpair()
     with a, b, stoppable.guard(timeout=LONG, stop=StopEvent()):
-        b.sendall(b"x")  # noqa: STP102 - one byte into a new socketpair
+        b.sendall(b"x")  # one byte into a new socketpair
         a.recv(1)  # noqa: STP102 - the byte is there
         time.sleep(0)
         condition = threading.Condition()

@@ -150,7 +150,7 @@ def speed_table(base: str) -> Table:
     url = f"{base}/ok"
     plain_session, our_session = requests.Session(), http.Session()
     # Every request below passes its timeout: the pool-level default is not needed.
-    plain_pool = urllib3.PoolManager()  # noqa: STP103 - each request has timeout=
+    plain_pool = urllib3.PoolManager()
     our_pool = http.PoolManager()
     with plain_session, our_session, contextlib.ExitStack() as stack:
         stack.callback(plain_pool.clear)
@@ -402,7 +402,7 @@ def overshoot_table(base: str) -> Table:
         f"target < 50 ms: {verdict(worst - t < 0.05)})",
         f"{silent_elapsed:.3f} s, {silent_outcome}",
     )
-    manager = urllib3.PoolManager()  # noqa: STP103 - each request has timeout=
+    manager = urllib3.PoolManager()
     with httpx.Client() as client:
         for name, call in (
             ("requests.get", lambda url: requests.get(url, timeout=t)),

@@ -116,7 +116,7 @@ def _holding_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[tuple
     try:
         yield listener.getsockname()
     finally:
-        quit_w.send(b"x")  # noqa: STP102 - false alarm: 1 byte into a new socketpair
+        quit_w.send(b"x")
         thread.join(LONG)
         for conn in held:
             conn.close()
@@ -155,7 +155,7 @@ def latency_table() -> Table:
     runs = 200
     rows: list[tuple[str, list[float]]] = []
     with _holding_server() as silent, socket.create_connection(silent, 5) as quiet:
-        quiet.settimeout(None)  # noqa: STP101 - net.recv measured on a blocking socket
+        quiet.settimeout(None)
         rows.append(
             (
                 "net.recv (peer silent)",
@@ -300,7 +300,7 @@ def ping_pong_table() -> Table:
     stop = StopEvent()
 
     def raw() -> object:
-        sock.sendall(b"x")  # noqa: STP102 - the raw baseline measured
+        sock.sendall(b"x")
         return sock.recv(1)  # noqa: STP102 - the raw baseline measured
 
     def ours() -> object:
@@ -452,7 +452,7 @@ def _mass(count: int, block: Callable[[int], object], release: Callable[[], None
     started = time.perf_counter()
     release()
     for thread in threads:
-        thread.join()
+        thread.join(LONG)
     return max(ended) - started
 
 

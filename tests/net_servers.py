@@ -186,7 +186,7 @@ class LoopbackServer:
         """Stop accepting, wake every handler, join every thread, close every socket."""
         self.quit.set()
         with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")  # noqa: STP102 - false alarm: 1st byte on a new socketpair
+            self._wake_w.send(b"x")
         with self._changed:
             conns = list(self.connections)
         for conn in conns:
@@ -378,7 +378,7 @@ class UdpEcho:
 
     def close(self) -> None:
         """Stop the echo thread and close the socket."""
-        self._wake_w.send(b"x")  # noqa: STP102 - false alarm: 1st byte on a new socketpair
+        self._wake_w.send(b"x")
         self._thread.join(LONG)
         for sock in (self.sock, self._wake_r, self._wake_w):
             sock.close()

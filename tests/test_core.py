@@ -459,7 +459,7 @@ def test_nesting_is_independent_per_thread() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(LONG)
     outer, inner = results["long-first"]
     assert outer is not None
     assert inner is not None

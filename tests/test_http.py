@@ -236,7 +236,7 @@ def test_a_timeout_is_required_unless_the_session_has_one(server: HTTPServer) ->
     plain = requests.Session()
     plain.mount("http://", http.HTTPAdapter())
     with plain, pytest.raises(TypeError, match="timeout"):
-        plain.get(f"{server.url}/ok")  # noqa: STP100 - the adapter refuses it before any I/O
+        plain.get(f"{server.url}/ok")
 
 
 def test_a_bad_stop_is_refused_naming_it(server: HTTPServer) -> None:

@@ -99,7 +99,7 @@ def small_send_buffer_connection(address: tuple[str, int]) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.settimeout(LONG)
     sock.connect(address)
-    sock.settimeout(None)  # noqa: STP101 - the blocking socket the net calls are tested on
+    sock.settimeout(None)
     return sock
 
 
@@ -134,7 +134,7 @@ def _recv(mode: float | None = None) -> Iterator[Block]:
 @contextlib.contextmanager
 def _recv_into() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - net.recv_into tested on a blocking socket
+        sock.settimeout(None)
         yield lambda stop, timeout: net.recv_into(sock, bytearray(10), timeout=timeout, stop=stop)
 
 
@@ -248,7 +248,7 @@ def _wrapper_recv() -> Iterator[Block]:
 @contextlib.contextmanager
 def _makefile_in_scope() -> Iterator[Block]:
     with serving(silent) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
+        sock.settimeout(None)
 
         def block(stop: Any, timeout: float) -> object:
             with scope(timeout=timeout, stop=stop), net.Socket(sock).makefile("rb") as f:
@@ -381,7 +381,7 @@ def _calls(sock: socket.socket) -> dict[str, Callable[[Any], object]]:
 def test_every_bad_timeout_is_refused_before_any_io(bad: object, error: type[Exception]) -> None:
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
+        b.sendall(b"waiting")
         for name, call in _calls(a).items():
             with pytest.raises(error, match="timeout"):
                 call(bad)
@@ -401,7 +401,7 @@ def test_a_set_stop_raises_at_once_in_every_call() -> None:
     stop.set("done")
     a, b = socket.socketpair()
     with a, b:
-        b.sendall(b"waiting")  # noqa: STP102 - false alarm: 7 bytes into a new socketpair
+        b.sendall(b"waiting")
         for name, call in _calls(a).items():
             with scope(stop=stop), pytest.raises(Stopped, match="done"):
                 call(LONG)
@@ -454,12 +454,12 @@ def test_tls_round_trip_leaves_the_timeout_mode_alone(mode: float | None) -> Non
 def test_a_blocking_socket_is_not_switched_while_a_call_waits_on_it() -> None:
     # Another thread may use the socket meanwhile, with plain blocking calls.
     with serving(echo) as server, socket.create_connection(server.address, LONG) as sock:
-        sock.settimeout(None)  # noqa: STP101 - the blocking socket under test
+        sock.settimeout(None)
         thread, outcome = start_call(lambda: net.recv(sock, 5, timeout=LONG))
         wait_until_blocked(thread)
         assert sock.gettimeout() is None
         # Blocking, unbounded: would raise if the mode had changed.
-        sock.sendall(b"hello")  # noqa: STP102 - the plain blocking call under test
+        sock.sendall(b"hello")
         assert outcome.done.wait(WAKE_BOUND)
         assert outcome.result == b"hello"
 
@@ -512,7 +512,7 @@ def test_data_that_arrives_with_the_stop_is_returned_not_dropped() -> None:
     a, b = socket.socketpair()
     with a, b:
         stop = StopEvent()
-        b.sendall(b"data")  # noqa: STP102 - false alarm: 4 bytes into a new socketpair
+        b.sendall(b"data")
         assert net.recv(a, 10, timeout=LONG, stop=stop) == b"data"
         stop.set()
         with pytest.raises(Stopped):
@@ -780,7 +780,7 @@ def test_start_tls_both_sides_and_a_tls_listener_whose_accept_does_not_handshake
         listener = tls().server.wrap_socket(plain_listener, server_side=True)
         with listener:
             client = socket.create_connection(listener.getsockname(), LONG)
-            client.settimeout(None)  # noqa: STP101 - start_tls tested on a blocking socket
+            client.settimeout(None)
             # accept returns although the client has not even started a handshake.
             conn, _ = net.accept(listener, timeout=LONG)
             assert isinstance(conn, ssl.SSLSocket)
@@ -950,7 +950,7 @@ def test_wrapper_without_timeout_needs_a_scope_or_a_socket_timeout() -> None:
         a.settimeout(0.0)  # non-blocking: used as it is
         with pytest.raises(BlockingIOError):
             wrapped.recv(1)
-        b.sendall(b"k")  # noqa: STP102 - false alarm: 1 byte into a new socketpair
+        b.sendall(b"k")
         assert wrapped.recv(1) == b"k"
 
 
@@ -971,7 +971,7 @@ def test_makefile_reads_lines_through_the_wrapper() -> None:
         serving(drip([b"first line\nsec", b"ond line\n"], 0.01)) as server,
         socket.create_connection(server.address, LONG) as sock,
     ):
-        sock.settimeout(None)  # noqa: STP101 - makefile tested on a blocking socket
+        sock.settimeout(None)
         wrapped = net.Socket(sock)
         with scope(timeout=LONG), wrapped.makefile("rb") as f:
             assert f.readline() == b"first line\n"
@@ -1004,7 +1004,7 @@ def test_http_client_body_cut_short_raises_never_looks_complete(how: str) -> Non
 
         def fetch() -> bytes:
             raw = socket.create_connection(server.address, LONG)
-            raw.settimeout(None)  # noqa: STP101 - http.client on a blocking socket, as tested
+            raw.settimeout(None)
             conn = http.client.HTTPConnection(*server.address)
             conn.sock = net.Socket(raw)
             try:

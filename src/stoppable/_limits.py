@@ -133,15 +133,34 @@ class scope:  # a context manager used like a function, as contextlib's are
     belongs to the thread (or task) that entered it and is not seen by others. It
     does not catch anything: calls inside raise ``Stopped`` or their family's
     ``DeadlineExceeded`` as usual.
+
+    After the block, ``expired`` says whether the deadline in force inside had
+    passed by the time it ended, even if the code inside caught the error. With
+    ``raise_if_expired=True`` the exit raises ``DeadlineExceeded`` when it had (as
+    trio's ``fail_after`` does), chained from the exception that left the block, if
+    any; a ``DeadlineExceeded`` or a ``BaseException`` (``Stopped``, Ctrl-C) that
+    leaves the block is never replaced.
     """
 
-    __slots__ = ("_state", "_stop", "_timeout", "_token")
+    __slots__ = ("_expired", "_raise_if_expired", "_state", "_stop", "_timeout", "_token")
 
-    def __init__(self, *, timeout: float | None = None, stop: StopLike | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        stop: StopLike | None = None,
+        raise_if_expired: bool = False,
+    ) -> None:
         if timeout is None and stop is None:
             raise TypeError("scope() needs a timeout, a stop, or both")
         self._timeout = None if timeout is None else validate_timeout(timeout)
         self._stop = None if stop is None else validate_stop(stop)
+        if not isinstance(raise_if_expired, bool):
+            raise TypeError(
+                f"raise_if_expired must be a bool, got {type(raise_if_expired).__name__}"
+            )
+        self._raise_if_expired = raise_if_expired
+        self._expired: bool | None = None  # known once the block has ended
         self._state: _ScopeState | None = None
         self._token: object = None
 
@@ -154,6 +173,14 @@ class scope:  # a context manager used like a function, as contextlib's are
         """Seconds left until the deadline in force (``0.0`` once passed), or ``None``."""
         deadline = self.deadline
         return None if deadline is None else max(0.0, deadline - _monotonic())
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline in force inside has passed (as of the block's end, after it)."""
+        if self._expired is not None:
+            return self._expired
+        deadline = self.deadline
+        return deadline is not None and deadline <= _monotonic()
 
     def __enter__(self) -> scope:
         if self._state is not None:
@@ -177,7 +204,18 @@ class scope:  # a context manager used like a function, as contextlib's are
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current_scope.reset(self._token)  # type: ignore[arg-type]
+        self._expired = expired = self.expired
+        try:
+            if expired and self._raise_if_expired and _replaceable(exc):
+                # Made while this scope is still current: its deadline, already passed, wins.
+                raise Limits(_INF, None, "the block").deadline_error() from exc
+        finally:
+            _current_scope.reset(self._token)  # type: ignore[arg-type]
+
+
+def _replaceable(exc: BaseException | None) -> bool:
+    """Whether a scope that expired may raise ``DeadlineExceeded`` in place of ``exc``."""
+    return exc is None or (isinstance(exc, Exception) and not isinstance(exc, DeadlineExceeded))
 
 
 class Limits:

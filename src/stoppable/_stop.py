@@ -17,6 +17,10 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._shared import _Link
 
 __all__ = ["CallbackHandle", "StopEvent"]
 
@@ -103,6 +107,7 @@ class StopEvent:
         "_lock",
         "_next_key",
         "_reason",
+        "_shared",
         "_wakeup",
     )
 
@@ -118,6 +123,20 @@ class StopEvent:
         self._next_key = 0
         self._children: weakref.WeakSet[StopEvent] | None = None
         self._wakeup: _Wakeup | None = None
+        # Its slot in shared memory once handed to another process (see _shared).
+        self._shared: _Link | None = None
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled for another process, it stays the same stop there (see ``_shared``)."""
+        from ._shared import reduce_event
+
+        return reduce_event(self)
+
+    def __copy__(self) -> StopEvent:
+        return self  # one stop: a copy would be a second, unrelated one
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StopEvent:
+        return self
 
     def __repr__(self) -> str:
         state = f"set, reason={self._reason!r}" if self._flag else "unset"
@@ -141,7 +160,13 @@ class StopEvent:
         logged to the ``stoppable`` logger and does not keep the others from running.
         Thread-safe, but not safe inside a signal handler (it takes locks that the
         interrupted code may hold): ``stoppable.process.stop_on_signals`` is.
+
+        An event shared with other processes is set in all of them, and the reason
+        that wins is the first one given in any of them.
         """
+        shared = self._shared
+        if shared is not None and not self._flag:
+            reason = shared.publish(reason)
         with self._lock:
             if self._flag:
                 return

@@ -33,10 +33,18 @@ from typing import Final, TypeVar
 
 from . import _limits
 from ._errors import DeadlineExceeded, Stopped
-from ._limits import Limits
+from ._limits import Limits, StopLike, begin, validate_timeout
 from ._stop import StopEvent
 
-__all__ = ["NOT_YET", "WAKE_BY_FD", "NotYet", "fd_waiter", "wait_condition", "wait_loop"]
+__all__ = [
+    "NOT_YET",
+    "WAKE_BY_FD",
+    "NotYet",
+    "fd_waiter",
+    "sleep",
+    "wait_condition",
+    "wait_loop",
+]
 
 T = TypeVar("T")
 
@@ -209,3 +217,31 @@ def fd_waiter(call: Limits, fd: int, mask: int) -> Callable[[float], bool]:
         return any(ready_fd == fd for ready_fd, _ in events)
 
     return block
+
+
+def sleep(seconds: float, *, stop: StopLike | None = None) -> None:
+    """``time.sleep(seconds)`` that a stop ends at once (``Stopped``).
+
+    Returns after ``seconds``, as ``time.sleep`` does. Raises ``Stopped`` as soon as
+    ``stop`` or an enclosing scope's stop is set (a ``StopEvent`` wakes it, a plain
+    ``threading.Event`` is polled), and ``DeadlineExceeded`` if an enclosing scope's
+    deadline comes before the end of the sleep: a retry loop's back-off never
+    outlives the budget of the work it retries.
+    """
+    seconds = begin(validate_timeout(seconds, "seconds"), stop)
+    if seconds == 0:
+        return
+    call = Limits(seconds, stop, "sleep")
+    waiter = _Waiter()  # its lock stays held: only a stop releases it
+
+    def attempt(slice_: float) -> NotYet:
+        if slice_ > 0:
+            waiter.block(slice_)
+            waiter.rearm()
+        return NOT_YET
+
+    try:
+        wait_loop(call, attempt, wake=waiter.release)
+    except DeadlineExceeded:
+        if call.from_scope:
+            raise

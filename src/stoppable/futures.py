@@ -15,9 +15,13 @@ you make yourself):
   cancelled); a ``StopEvent`` wakes it the same way. The callbacks are removed when
   the wait ends, however it ends: a future waited on many times collects none.
 - ``result(async_result, ...)``, ``pool_map``, ``pool_starmap`` and ``pool_apply``
-  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work. A stopped
-  or timed-out wait leaves the work running in the pool: stopping a task in another
-  process is not supported yet (``pool.terminate()`` ends it).
+  do the same for ``multiprocessing.pool.Pool`` (and ``ThreadPool``) work, and
+  ``pool_imap``/``pool_imap_unordered`` for its lazy iteration. A stopped or timed-out
+  wait leaves the work running in the pool, unless its tasks were handed the
+  ``StopEvent`` (it crosses into the workers).
+
+Process pools: ``ProcessPoolExecutor`` (in ``_procpool``) gives each task a stop that
+crosses into its worker process, and ends the tasks that ignore it.
 
 A timeout raises ``FutureDeadline``: a ``stoppable.DeadlineExceeded`` and the
 ``concurrent.futures.TimeoutError`` the standard library raises (the builtin
@@ -75,7 +79,7 @@ from concurrent.futures._base import (
 )
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard
@@ -87,14 +91,19 @@ __all__ = [
     "ALL_COMPLETED",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "SHUTDOWN_TIMEOUT",
     "FutureDeadline",
     "PoolDeadline",
+    "ProcessPoolExecutor",
     "ShutdownDeadline",
+    "TaskKilled",
     "ThreadPoolExecutor",
     "as_completed",
     "current_stop",
     "exception",
     "pool_apply",
+    "pool_imap",
+    "pool_imap_unordered",
     "pool_map",
     "pool_starmap",
     "result",
@@ -105,6 +114,9 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 _log = logging.getLogger("stoppable")
+
+SHUTDOWN_TIMEOUT: Final = 60.0
+"""Default bound, in seconds, of an executor's ``shutdown(wait=True)`` and ``with`` exit."""
 
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _RETURN_WHEN = (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION)
@@ -603,10 +615,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     - ``parent``: the executor's ``stop`` is a child of it, so setting the parent
       stops every task (later tasks end with ``Stopped`` without running).
     - ``shutdown_timeout``: the timeout of the shutdown when a ``with`` block ends
-      (``None``, the default, waits as long as the tasks take, as the standard
-      library does). A block left by ``Stopped``, ``KeyboardInterrupt`` or another
-      ``BaseException`` that is not an ``Exception`` stops the tasks first; one left
-      by an ordinary exception, or normally, lets them finish.
+      (``SHUTDOWN_TIMEOUT``, 60 s, by default: unlike the standard library's, no
+      shutdown of this executor waits without a limit). A block left by
+      ``Stopped``, ``KeyboardInterrupt`` or another ``BaseException`` that is not an
+      ``Exception`` stops the tasks first; one left by an ordinary exception, or
+      normally, lets them finish.
 
     - ``guard=True``: each task runs inside a ``stoppable.guard(stop=...)`` with its
       stop, not only a scope: every blocking call it makes through any library (a
@@ -627,7 +640,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         initargs: tuple[Any, ...] = (),
         *,
         parent: StopEvent | None = None,
-        shutdown_timeout: float | None = None,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         guard: bool = False,
     ) -> None:
         if not isinstance(guard, bool):
@@ -635,11 +648,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         self._stoppable_guard = guard
         if parent is not None and not isinstance(parent, StopEvent):
             raise TypeError(f"parent must be a StopEvent, got {type(parent).__name__}")
-        self._stoppable_shutdown_timeout = (
-            None
-            if shutdown_timeout is None
-            else validate_timeout(shutdown_timeout, "shutdown_timeout")
-        )
+        self._stoppable_shutdown_timeout = validate_timeout(shutdown_timeout, "shutdown_timeout")
         super().__init__(max_workers, thread_name_prefix, initializer, initargs)
         self.stop: StopEvent = StopEvent() if parent is None else parent.child()
         """The executor's stop: setting it stops every task, running or queued."""
@@ -683,7 +692,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         *,
         cancel_futures: bool = False,
         stop: bool = False,
-        timeout: float | None = None,
+        timeout: float = SHUTDOWN_TIMEOUT,
         reason: object = "executor shutdown",
     ) -> None:
         """Shut down as the standard executor does, optionally stopping the tasks.
@@ -691,17 +700,16 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         - ``stop=True``: set the executor's ``stop`` (with ``reason``), so every
           running task ends at its next ``stoppable`` call, and cancel the queued
           tasks (``cancel_futures`` is implied): no task starts after this call.
-        - ``wait=True`` with a ``timeout``: join the workers within ``timeout``
-          seconds in all; if tasks are still running then, raise
-          ``ShutdownDeadline`` listing them (their workers are left running).
-          Without a timeout, wait as long as the tasks take, as the standard
-          library does. ``timeout`` is ignored when ``wait`` is false.
+        - ``wait=True``: join the workers within ``timeout`` seconds in all
+          (``SHUTDOWN_TIMEOUT``, 60 s, by default); if tasks are still running then,
+          raise ``ShutdownDeadline`` listing them (their workers are left running).
+          ``timeout`` is ignored when ``wait`` is false.
 
         No new task can be submitted afterwards. Calling it again is harmless (and
         waits again).
         """
-        seconds = None if timeout is None else validate_timeout(timeout)
-        deadline = None if seconds is None else time.monotonic() + seconds
+        seconds = validate_timeout(timeout)
+        deadline = time.monotonic() + seconds
         if stop:
             # Before the queue is drained: a task a worker takes meanwhile sees its
             # stop set and does not run.
@@ -710,17 +718,13 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         if not wait:
             return
         threads = list(self._threads)
-        if deadline is None:
-            for thread in threads:
-                thread.join()
-            return
         for thread in threads:
             # Thread.join is woken by the thread's end; only the shutdown's own
             # deadline bounds it.
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = sum(thread.is_alive() for thread in threads)
         if alive:
-            raise self._shutdown_error(seconds or 0.0, alive)
+            raise self._shutdown_error(seconds, alive)
 
     def _shutdown_error(self, seconds: float, alive: int) -> ShutdownDeadline:
         unfinished = self._stoppable_tasks.unfinished()
@@ -752,3 +756,13 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             # Do not replace the exception that ends the block (a KeyboardInterrupt
             # must stay one): report the shutdown's failure beside it.
             _log.warning("%s (while leaving the block by %r)", err, exc)
+
+
+# Process pools live in their own module; their public names are this module's.
+from ._poolimap import pool_imap, pool_imap_unordered  # noqa: E402
+from ._procpool import ProcessPoolExecutor, TaskKilled  # noqa: E402
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)

@@ -690,3 +690,8 @@ def delete(
 ) -> requests.Response:
     """``requests.delete``, bounded and stoppable (see ``request``)."""
     return request("DELETE", url, timeout=timeout, stop=stop, **kwargs)
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)

@@ -359,7 +359,7 @@ def _accept(raw: socket.socket, seconds: float, stop: object) -> tuple[socket.so
         if socket.getdefaulttimeout() is None:
             # Blocking, as socket.accept returns it (the fd may have inherited the
             # listener's O_NONBLOCK): the caller bounds its calls, through this module.
-            conn.setblocking(True)  # noqa: STP101 - as socket.accept, by design
+            conn.setblocking(True)
         if isinstance(raw, ssl.SSLSocket):
             # No handshake here: it runs, bounded, in the first call on the connection
             # (or in start_tls), not in the accept loop.
@@ -578,7 +578,7 @@ def connect(
             )
             call.operation = f"TLS handshake with {_show(host, port)}"
             _handshake(sock, 0.0, None, call)
-        sock.settimeout(None)  # noqa: STP101 - blocking, as documented (as create_connection)
+        sock.settimeout(None)
     except BaseException:
         sock.close()
         raise
@@ -1058,3 +1058,8 @@ class Socket:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)

@@ -21,13 +21,13 @@ import multiprocessing.queues
 import queue
 from collections.abc import Callable
 from types import TracebackType
-from typing import Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar, Union
 
 from ._errors import QueueEmptyDeadline, QueueFullDeadline
 from ._limits import Limits, StopLike, begin
 from ._wait import NOT_YET, NotYet, wait_condition, wait_loop
 
-__all__ = ["QueueEmptyDeadline", "QueueFullDeadline", "get", "put", "take"]
+__all__ = ["QueueEmptyDeadline", "QueueFullDeadline", "get", "join", "put", "take"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -194,3 +194,30 @@ class take(Generic[T]):  # a context manager used like a function
                 q.not_empty.notify()
         else:
             q.put(item)
+
+
+def join(q: queue.Queue[Any], *, timeout: float, stop: StopLike | None = None) -> None:
+    """``q.join()``, waiting at most ``timeout`` seconds for every item to be done.
+
+    Returns once ``task_done()`` has been called for every item put (at once if
+    none is pending). Raises ``Stopped`` if a stop is (or becomes) set and
+    ``DeadlineExceeded`` when time runs out; the queue is left as it was either way.
+    ``queue.Queue`` and its subclasses only: a ``multiprocessing.JoinableQueue`` has
+    no condition a stop could notify.
+    """
+    seconds = begin(timeout, stop)
+    if not isinstance(q, _Queue):
+        raise TypeError(f"q must be a queue.Queue (or subclass), got {type(q).__name__}")
+    with q.all_tasks_done:
+        if q.unfinished_tasks:
+            pending = q  # narrowed, for the closure
+            wait_condition(
+                Limits(seconds, stop, "queue join"),
+                q.all_tasks_done,
+                lambda: not pending.unfinished_tasks,
+            )
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)

@@ -325,10 +325,14 @@ class Thread(threading.Thread):
     thread quietly (the exception is kept in ``stopped``); other exceptions are
     reported by ``threading.excepthook`` as usual. With ``parent``, the thread's stop
     is a ``child()`` of it: stopping the parent stops the thread.
+
+    The arguments are ``threading.Thread``'s, in its order (``group`` must be
+    ``None``), plus ``parent``.
     """
 
     def __init__(
         self,
+        group: None = None,
         target: Callable[..., object] | None = None,
         name: str | None = None,
         args: Iterable[Any] = (),
@@ -338,6 +342,14 @@ class Thread(threading.Thread):
         parent: StopEvent | None = None,
         guard: bool = False,
     ) -> None:
+        if group is not None:
+            # threading.Thread's order: Thread(fn, ...) would make fn the group.
+            raise TypeError(
+                f"group must be None, as for threading.Thread, got {type(group).__name__}; "
+                "pass the function as target=..."
+            )
+        if target is not None and not callable(target):
+            raise TypeError(f"target must be callable, got {type(target).__name__}")
         super().__init__(name=name, daemon=daemon)
         if not isinstance(guard, bool):
             raise TypeError(f"guard must be a bool, got {type(guard).__name__} {guard!r}")
@@ -374,3 +386,8 @@ class Thread(threading.Thread):
         """
         self.stop.set(reason)
         join(self, timeout=timeout)
+
+
+def __dir__() -> list[str]:
+    # dir() of a family shows its public API, not the imports and helpers behind it.
+    return sorted(__all__)

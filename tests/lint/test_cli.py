@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,23 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from stoppable.lint import _api, main
+from stoppable.lint import _api
 
-BAD = "import queue\nq = queue.Queue()\nq.get()\n"
+from ._run import BAD, run
+
 GOOD = "import queue\nq = queue.Queue()\nq.get(timeout=1)\n"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
-    return tmp_path
 
 
 def test_exit_codes(project: Path) -> None:

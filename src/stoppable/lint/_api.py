@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
 import importlib.util
 import multiprocessing
 import multiprocessing.context
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from stoppable.lint._cache import Cache
 from stoppable.lint._checker import Checker, RawFinding
 from stoppable.lint._config import Config, path_matches
+from stoppable.lint._fix import with_fix
+from stoppable.lint._reexports import SiblingResolver
 from stoppable.lint._rules import RULES
 
 __all__ = [
@@ -32,6 +38,13 @@ __all__ = [
 # flake8's own pattern: a bare noqa comment, or one naming codes after a colon; any case.
 _NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>([A-Z]+[0-9]+(?:[,\s]+)?)+))?", re.IGNORECASE)
 _STP_CODE = re.compile(r"STP[0-9]+", re.IGNORECASE)
+
+#: Codes of the problems that stop one file from being checked (never the whole run).
+ERROR_NAMES = {
+    "E901": "check-failed",  # the file parsed but could not be checked (too deep)
+    "E902": "io-error",  # a path that does not exist, cannot be read, or holds no file
+    "E999": "syntax-error",
+}
 
 #: Below this many bytes of source in all, one process is faster than a pool.
 PARALLEL_MIN_BYTES = 2_000_000
@@ -50,11 +63,15 @@ class Finding:
     end_column: int
     code: str
     message: str
+    #: A safe edit that fixes it, when ``default-timeout`` is configured: insert the
+    #: text at (1-based line, 0-based column).
+    fix: tuple[int, int, str] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
-        """The rule's readable name (``missing-timeout``)."""
-        return RULES[self.code].name
+        """The rule's readable name (``missing-timeout``), or the file error's."""
+        rule = RULES.get(self.code)
+        return rule.name if rule is not None else ERROR_NAMES.get(self.code, self.code)
 
     def text(self) -> str:
         """``path:line:col: CODE message``."""
@@ -74,12 +91,23 @@ class LintSyntaxError(Exception):
 
 @dataclass
 class Report:
-    """What :func:`check_paths` found."""
+    """What :func:`check_paths` found.
+
+    ``failed`` holds one entry per path or file that could not be checked (codes E901,
+    E902, E999); the other files are still checked.
+    """
 
     findings: list[Finding] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    failed: list[Finding] = field(default_factory=list)
     files: int = 0
     lines: int = 0
+    #: Files whose findings came from the cache.
+    cached: int = 0
+
+    @property
+    def errors(self) -> list[str]:
+        """The failures as text lines (``path:line:col: E999 SyntaxError: ...``)."""
+        return [failure.text() for failure in self.failed]
 
 
 def check_source(
@@ -89,6 +117,7 @@ def check_source(
     config: Config | None = None,
     module: str | None = None,
     is_package: bool = False,
+    resolver: SiblingResolver | None = None,
 ) -> list[Finding]:
     """Check one module's source text; never imports or runs it.
 
@@ -105,12 +134,18 @@ def check_source(
         ) from err
     except ValueError as err:  # null bytes
         raise LintSyntaxError(filename, 1, 1, str(err)) from err
+    except (RecursionError, MemoryError) as err:
+        raise LintSyntaxError(filename, 1, 1, "too deeply nested to parse") from err
     codes = config.codes_for(None if filename == "<string>" else filename)
-    raw = check_tree(tree, config, codes, module, is_package)
+    raw = check_tree(tree, config, codes, module, is_package, resolver)
     if not raw and "STP900" not in codes:
         return []
     text = source if isinstance(source, str) else importlib.util.decode_source(source)
-    return suppress(raw, text.splitlines(), filename, codes)
+    lines = text.splitlines()
+    found = suppress(raw, lines, filename, codes)
+    if config.default_timeout is not None:
+        return [with_fix(f, lines, config.default_timeout) for f in found]
+    return [dataclasses.replace(f, fix=None) if f.fix else f for f in found]
 
 
 def check_tree(
@@ -119,9 +154,12 @@ def check_tree(
     codes: frozenset[str],
     module: str | None = None,
     is_package: bool = False,
+    resolver: SiblingResolver | None = None,
 ) -> list[RawFinding]:
     """Run the checker on a parsed module: raw findings, before ``# noqa``."""
     checker = Checker(
+        presets=config.presets,
+        resolver=resolver,
         strict="STP200" in codes or "STP201" in codes,
         module=module,
         is_package=is_package,
@@ -164,6 +202,7 @@ def suppress(
 
 
 def _finding(path: str, raw: RawFinding) -> Finding:
+    fix = (raw.end_line, raw.end_column - 1, raw.fix_call) if raw.fix_call else None
     return Finding(
         path,
         raw.line,
@@ -172,6 +211,7 @@ def _finding(path: str, raw: RawFinding) -> Finding:
         raw.end_column + 1,
         raw.code,
         raw.message,
+        fix,
     )
 
 
@@ -227,7 +267,15 @@ def check_file(path: str | os.PathLike[str], config: Config | None = None) -> li
     """Check one file (read as bytes, so its encoding cookie is honoured)."""
     data = Path(path).read_bytes()
     module, is_package = module_name(path)
-    return check_source(data, os.fspath(path), config=config, module=module, is_package=is_package)
+    resolver = SiblingResolver(os.fspath(path), module, is_package)
+    return check_source(
+        data,
+        os.fspath(path),
+        config=config,
+        module=module,
+        is_package=is_package,
+        resolver=resolver,
+    )
 
 
 def iter_python_files(
@@ -236,51 +284,109 @@ def iter_python_files(
     """The ``.py`` files under ``paths``, without excluded ones.
 
     A file named explicitly is checked even if excluded, unless ``force_exclude``
-    (what the pre-commit hook passes, since it names every changed file).
+    (what the pre-commit hook passes, since it names every changed file). Paths that
+    do not exist, and files that are not regular files, are left out
+    (:func:`collect_files` reports them).
+    """
+    files, _ = collect_files(paths, config, force_exclude=force_exclude)
+    yield from files
+
+
+def collect_files(
+    paths: Iterable[str | os.PathLike[str]], config: Config, *, force_exclude: bool = False
+) -> tuple[list[str], list[Finding]]:
+    """The ``.py`` files under ``paths``, and an E902 entry for each path that gave none.
+
+    Excludes match below the folder given and below the configuration's root, never
+    above them: a project checked out under ``~/build/`` is still checked. Only
+    regular files are read (a FIFO named ``x.py`` would block the run forever).
     """
     patterns = config.exclude + config.extend_exclude
+    files: list[str] = []
+    failed: list[Finding] = []
     for given in paths:
         text = os.fspath(given)
-        if os.path.isdir(text):
-            for root, dirs, files in os.walk(text):
-                dirs[:] = sorted(
-                    d
-                    for d in dirs
-                    if not path_matches(os.path.join(root, d), patterns, config.root)
-                )
-                for name in sorted(files):
-                    if name.endswith(".py"):
-                        full = os.path.join(root, name)
-                        if not path_matches(full, patterns, config.root):
-                            yield full
+        try:
+            mode = os.stat(text).st_mode
+        except OSError as err:
+            failed.append(_io_error(text, f"cannot read: {err.strerror or err}"))
+            continue
+        if stat.S_ISDIR(mode):
+            before = len(files)
+            _walk(text, patterns, config, files)
+            if len(files) == before:
+                failed.append(_io_error(text, "no Python file to check in this folder"))
+        elif not stat.S_ISREG(mode):
+            failed.append(_io_error(text, "not a regular file"))
         elif not (force_exclude and path_matches(text, patterns, config.root)):
-            yield text
+            files.append(text)
+    return list(dict.fromkeys(files)), failed
 
 
-def _check_one(path: str, config: Config) -> tuple[list[Finding], list[str], int]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        return [], [f"{path}: cannot read: {err.strerror or err}"], 0
+def _walk(top: str, patterns: tuple[str, ...], config: Config, out: list[str]) -> None:
+    for root, dirs, names in os.walk(top):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not path_matches(os.path.join(root, d), patterns, config.root, base=top)
+        )
+        for name in sorted(names):
+            if not name.endswith(".py"):
+                continue
+            full = os.path.join(root, name)
+            try:
+                regular = stat.S_ISREG(os.stat(full).st_mode)
+            except OSError:
+                regular = False  # a dangling link: nothing to read
+            if regular and not path_matches(full, patterns, config.root, base=top):
+                out.append(full)
+
+
+def _io_error(path: str, message: str) -> Finding:
+    return Finding(path, 1, 1, 1, 1, "E902", message)
+
+
+@dataclass(slots=True)
+class FileResult:
+    """One file's outcome, as a worker sends it back."""
+
+    path: str
+    findings: list[Finding]
+    failed: list[Finding]
+    lines: int
+    #: sha256 of the file, for the cache ("" when it could not be read).
+    digest: str = ""
+    #: Other files whose content the result depends on (re-exports), with their digests.
+    deps: tuple[tuple[str, str], ...] = ()
+
+
+def _check_one(path: str, config: Config, data: bytes | None = None) -> FileResult:
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as err:
+            return FileResult(path, [], [_io_error(path, f"cannot read: {err.strerror or err}")], 0)
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    digest = hashlib.sha256(data).hexdigest()
     module, is_package = module_name(path)
+    resolver = SiblingResolver(path, module, is_package)
     try:
-        found = check_source(data, path, config=config, module=module, is_package=is_package)
+        found = check_source(
+            data, path, config=config, module=module, is_package=is_package, resolver=resolver
+        )
     except LintSyntaxError as err:
-        return [], [str(err)], lines
-    return found, [], lines
+        failure = Finding(
+            path, err.line, err.column, err.line, err.column, "E999", "SyntaxError: " + err.message
+        )
+        return FileResult(path, [], [failure], lines, digest)
+    except RecursionError:
+        message = "too deeply nested to check; the rest of the run goes on"
+        return FileResult(path, [], [Finding(path, 1, 1, 1, 1, "E901", message)], lines, digest)
+    return FileResult(path, found, [], lines, digest, resolver.deps())
 
 
-def _check_chunk(paths: list[str], config: Config) -> tuple[list[Finding], list[str], int]:
-    findings: list[Finding] = []
-    errors: list[str] = []
-    lines = 0
-    for path in paths:
-        found, failed, count = _check_one(path, config)
-        findings.extend(found)
-        errors.extend(failed)
-        lines += count
-    return findings, errors, lines
+def _check_chunk(paths: list[str], config: Config) -> list[FileResult]:
+    return [_check_one(path, config) for path in paths]
 
 
 def _chunks(paths: list[str], sizes: list[int], count: int) -> list[list[str]]:
@@ -306,32 +412,54 @@ def check_paths(
     *,
     jobs: int | None = None,
     force_exclude: bool = False,
+    cache: Cache | None = None,
 ) -> Report:
     """Check every Python file under ``paths``; parallel when there is enough to do.
 
-    ``jobs`` defaults to the number of CPUs; 1 checks in this process. Unreadable or
-    unparsable files are listed in ``Report.errors``.
+    ``jobs`` defaults to the number of CPUs; 1 checks in this process. A path or file
+    that cannot be checked (missing, unreadable, not a regular file, a syntax error) is
+    listed in ``Report.failed`` and the others are still checked. With a ``cache``, a
+    file whose content (and configuration) was checked before is not checked again.
     """
     config = config or Config()
-    files = list(dict.fromkeys(iter_python_files(paths, config, force_exclude=force_exclude)))
-    report = Report(files=len(files))
+    files, failed = collect_files(paths, config, force_exclude=force_exclude)
+    report = Report(files=len(files), failed=failed)
+    todo = files
+    if cache is not None:
+        todo = []
+        for path in files:
+            hit = cache.get(path)
+            if hit is None:
+                todo.append(path)
+            else:
+                report.cached += 1
+                _add(report, hit)
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    sizes = [_size(path) for path in files]
-    if workers <= 1 or len(files) < 2 * workers or sum(sizes) < PARALLEL_MIN_BYTES:
-        findings, errors, lines = _check_chunk(files, config)
-        report.findings, report.errors, report.lines = findings, errors, lines
+    sizes = [_size(path) for path in todo]
+    results: list[FileResult] = []
+    if workers <= 1 or len(todo) < 2 * workers or sum(sizes) < PARALLEL_MIN_BYTES:
+        results = _check_chunk(todo, config)
     else:
-        chunks = _chunks(files, sizes, workers * 4)
+        chunks = _chunks(todo, sizes, workers * 4)
         with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
             futures = [pool.submit(_check_chunk, chunk, config) for chunk in chunks]
             for future in as_completed(futures, timeout=PARALLEL_TIMEOUT):
-                findings, errors, lines = future.result(timeout=0)
-                report.findings.extend(findings)
-                report.errors.extend(errors)
-                report.lines += lines
+                results.extend(future.result(timeout=0))
+    for result in results:
+        _add(report, result)
+        if cache is not None:
+            cache.put(result)
+    if cache is not None:
+        cache.flush()
     report.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
-    report.errors.sort()
+    report.failed.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     return report
+
+
+def _add(report: Report, result: FileResult) -> None:
+    report.findings.extend(result.findings)
+    report.failed.extend(result.failed)
+    report.lines += result.lines
 
 
 def _size(path: str) -> int:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
 from stoppable.lint._api import Finding, Report, check_paths
-from stoppable.lint._config import Config, ConfigError, load_config
+from stoppable.lint._cache import CACHE_DIR_NAME, Cache, default_cache_dir
+from stoppable.lint._config import Config, ConfigError, check_default_timeout, load_config
+from stoppable.lint._fix import apply_fixes, unified_diff
 from stoppable.lint._rules import RULES, by_name_or_code
+from stoppable.lint._sarif import sarif
 from stoppable.lint._signatures import Spec, all_entries
 
 EXIT_CLEAN = 0
@@ -33,9 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to check")
     parser.add_argument(
         "--format",
-        choices=("text", "json", "github"),
+        choices=("text", "json", "github", "sarif"),
         default="text",
-        help="output format (default: text, path:line:col: CODE message)",
+        help="output format (default: text, path:line:col: CODE message; sarif: SARIF 2.1.0 "
+        "for GitHub code scanning)",
     )
     parser.add_argument("--select", metavar="CODES", help="comma-separated codes or prefixes")
     parser.add_argument("--extend-select", metavar="CODES", help="codes to add to the selection")
@@ -65,7 +70,35 @@ def _parser() -> argparse.ArgumentParser:
         "-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count)"
     )
     parser.add_argument(
-        "--statistics", action="store_true", help="print files, lines and time to stderr"
+        "--statistics",
+        action="store_true",
+        help="print the count of each code, then files, lines and time, to stderr",
+    )
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="add timeout=<default-timeout> to the requests, urllib3, subprocess and queue "
+        "calls that have none (needs default-timeout)",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="with --fix: print the edits as a unified diff instead of writing them",
+    )
+    parser.add_argument(
+        "--default-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="the timeout --fix writes (default: default-timeout in the configuration)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="check every file, and store nothing"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=f"where results are cached by file content (default: {CACHE_DIR_NAME} beside "
+        "pyproject.toml)",
     )
     parser.add_argument("--explain", metavar="CODE", help="describe a code and exit")
     parser.add_argument("--list-codes", action="store_true", help="list the codes and exit")
@@ -98,6 +131,8 @@ def _config(args: argparse.Namespace) -> Config:
         changes["extend_exclude"] = config.extend_exclude + _split(args.extend_exclude)
     if args.report_unused_noqa:
         changes["report_unused_noqa"] = True
+    if args.default_timeout is not None:
+        changes["default_timeout"] = check_default_timeout(args.default_timeout, "--")
     for key in ("select", "extend_select", "ignore"):
         for code in changes.get(key, ()):  # type: ignore[attr-defined]
             if not any(c.startswith(str(code).upper()) for c in RULES) and code.upper() != "ALL":
@@ -151,13 +186,19 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
 
 
 def _emit(report: Report, fmt: str, out: TextIO) -> None:
+    # Files that could not be checked are part of the output in every format (and on
+    # stderr in text), so a CI run never passes silently over them.
     if fmt == "json":
-        payload = [_as_json(f) for f in report.findings]
+        payload = [_as_json(f) for f in (*report.failed, *report.findings)]
         json.dump(payload, out, indent=2)
         out.write("\n")
         return
-    for finding in report.findings:
-        if fmt == "github":
+    if fmt == "sarif":
+        json.dump(sarif(report), out, indent=2)
+        out.write("\n")
+        return
+    if fmt == "github":
+        for finding in (*report.failed, *report.findings):
             title = _github_escape(f"{finding.code} {finding.name}", prop=True)
             print(
                 f"::error file={_github_escape(finding.path, prop=True)},"
@@ -166,8 +207,9 @@ def _emit(report: Report, fmt: str, out: TextIO) -> None:
                 f"title={title}::{_github_escape(finding.message)}",
                 file=out,
             )
-        else:
-            print(finding.text(), file=out)
+        return
+    for finding in report.findings:
+        print(finding.text(), file=out)
 
 
 def _as_json(finding: Finding) -> dict[str, object]:
@@ -212,24 +254,78 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except ConfigError as err:
         print(f"stoppable-lint: error: {err}", file=sys.stderr)
         return EXIT_ERROR
-    missing = [p for p in args.paths if not os.path.exists(p)]
-    if missing:
-        for path in missing:
-            print(f"stoppable-lint: error: {path}: no such file or folder", file=sys.stderr)
+    if args.diff and not args.fix:
+        print("stoppable-lint: error: --diff goes with --fix", file=sys.stderr)
         return EXIT_ERROR
+    if args.fix and config.default_timeout is None:
+        print(
+            "stoppable-lint: error: --fix needs a timeout to write: set default-timeout in "
+            "[tool.stoppable.lint] or pass --default-timeout SECONDS",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    cache = None
+    if not args.no_cache:
+        cache = Cache(args.cache_dir or default_cache_dir(config), config)
     started = time.perf_counter()
-    report = check_paths(args.paths, config, jobs=args.jobs, force_exclude=args.force_exclude)
+    report = check_paths(
+        args.paths, config, jobs=args.jobs, force_exclude=args.force_exclude, cache=cache
+    )
     elapsed = time.perf_counter() - started
-    _emit(report, args.format, out)
+    if args.fix:
+        report = _fix(report, out, diff=args.diff)
+    if not args.diff:
+        _emit(report, args.format, out)
     for error in report.errors:
         print(error, file=sys.stderr)
     if args.statistics:
-        rate = report.lines / elapsed if elapsed > 0 else 0.0
-        print(
-            f"{report.files} files, {report.lines} lines, {len(report.findings)} findings "
-            f"in {elapsed:.2f} s ({rate:,.0f} lines/s)",
-            file=sys.stderr,
-        )
-    if report.errors:
+        _statistics(report, elapsed)
+    if report.failed:
         return EXIT_ERROR
+    if args.diff:
+        return EXIT_FINDINGS if any(f.fix for f in report.findings) else EXIT_CLEAN
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def _statistics(report: Report, elapsed: float) -> None:
+    counts = Counter(f.code for f in (*report.failed, *report.findings))
+    for code, count in sorted(counts.items()):
+        name = next(f.name for f in (*report.failed, *report.findings) if f.code == code)
+        print(f"{count:6d}  {code}  {name}", file=sys.stderr)
+    rate = report.lines / elapsed if elapsed > 0 else 0.0
+    cached = f", {report.cached} from the cache" if report.cached else ""
+    print(
+        f"{report.files} files{cached}, {report.lines} lines, {len(report.findings)} findings, "
+        f"{len(report.failed)} not checked, in {elapsed:.2f} s ({rate:,.0f} lines/s)",
+        file=sys.stderr,
+    )
+
+
+def _fix(report: Report, out: TextIO, *, diff: bool) -> Report:
+    """Apply (or show) the edits; the findings they fix leave the report."""
+    by_path: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        if finding.fix is not None:
+            by_path.setdefault(finding.path, []).append(finding)
+    fixed: set[int] = set()
+    total = 0
+    for path, findings in sorted(by_path.items()):
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                before = handle.read()
+        except (OSError, UnicodeDecodeError) as err:
+            print(f"stoppable-lint: {path}: cannot fix: {err}", file=sys.stderr)
+            continue
+        after, count = apply_fixes(before, findings)
+        total += count
+        if diff:
+            out.write(unified_diff(path, before, after))
+        else:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(after)
+        fixed.update(id(f) for f in findings)
+    verb = "would fix" if diff else "fixed"
+    print(f"stoppable-lint: {verb} {total} call(s) in {len(by_path)} file(s)", file=sys.stderr)
+    if diff:
+        return report
+    return dataclasses.replace(report, findings=[f for f in report.findings if id(f) not in fixed])

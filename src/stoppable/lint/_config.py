@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import importlib
+import math
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stoppable.lint._presets import PRESETS
 from stoppable.lint._rules import DEFAULT_CODES, RULES, STRICT_CODES
 from stoppable.lint._signatures import Spec
 
@@ -99,6 +101,10 @@ class Config:
     #: The program sets ``socket.setdefaulttimeout()`` somewhere else: calls that use the
     #: socket default timeout (urlopen, http.client, smtplib, sockets) are bounded.
     assume_socket_default_timeout: bool = False
+    #: The timeout ``--fix`` writes into calls that have none (seconds); no fix without it.
+    default_timeout: float | None = None
+    #: Opt-in tables of third-party blocking APIs (``celery``, ``paramiko``, ...).
+    presets: tuple[str, ...] = ()
     root: Path | None = None
     source: Path | None = None
 
@@ -145,16 +151,35 @@ def _expand(prefixes: Iterable[str], codes: list[str]) -> list[str]:
     return out
 
 
-def path_matches(path: str | os.PathLike[str], patterns: Iterable[str], root: Path | None) -> bool:
-    """Glob-match ``path`` (relative to ``root`` when inside it) or any of its names."""
+def path_matches(
+    path: str | os.PathLike[str],
+    patterns: Iterable[str],
+    root: Path | None,
+    *,
+    base: str | os.PathLike[str] | None = None,
+) -> bool:
+    """Glob-match ``path`` (relative to ``root`` when inside it) or any of its names.
+
+    Names are those below ``base`` (the folder being walked) or, without one, below
+    ``root``: a folder named ``build`` above the project never excludes it.
+    """
     text = os.fspath(path).replace(os.sep, "/")
     candidates = [text]
     absolute = os.path.abspath(text)
+    relative_to_root = None
     if root is not None:
         with contextlib.suppress(ValueError):  # outside the project
-            candidates.append(Path(absolute).relative_to(root).as_posix())
+            relative_to_root = Path(absolute).relative_to(root).as_posix()
+            candidates.append(relative_to_root)
     candidates.append(absolute.replace(os.sep, "/"))
-    names = [part for part in text.split("/") if part not in ("", ".", "..")]
+    below = text
+    if base is not None:
+        below = os.path.relpath(absolute, os.path.abspath(os.fspath(base))).replace(os.sep, "/")
+        if below.startswith("../"):
+            below = relative_to_root or ""
+    elif relative_to_root is not None:
+        below = relative_to_root
+    names = [part for part in below.split("/") if part not in ("", ".", "..")]
     for pattern in patterns:
         pattern = pattern.rstrip("/")
         if "/" in pattern:
@@ -224,6 +249,8 @@ _KEYS = {
     "wrappers",
     "report-unused-noqa",
     "assume-socket-default-timeout",
+    "default-timeout",
+    "presets",
 }
 
 
@@ -255,6 +282,10 @@ def config_from_mapping(
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}{key} must be true or false, not {value!r}")
             changes[key.replace("-", "_")] = value
+    if "default-timeout" in section:
+        changes["default_timeout"] = check_default_timeout(section["default-timeout"], where)
+    if "presets" in section:
+        changes["presets"] = check_presets(_strings(section["presets"], "presets", where), where)
     if "per-file-ignores" in section:
         table = section["per-file-ignores"]
         if not isinstance(table, Mapping):
@@ -271,6 +302,25 @@ def config_from_mapping(
     if "blocking-calls" in section:
         changes["blocking_calls"] = _blocking_calls(section["blocking-calls"], where)
     return Config(**changes)
+
+
+def check_default_timeout(value: Any, where: str = "") -> float:
+    """A ``default-timeout``: a finite number of seconds above zero."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}default-timeout must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where}default-timeout must be finite and above 0, not {value!r}")
+    return float(value)
+
+
+def check_presets(names: tuple[str, ...], where: str = "") -> tuple[str, ...]:
+    """Preset names, each one :data:`~stoppable.lint._presets.PRESETS` knows."""
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown:
+        raise ConfigError(
+            f"{where}presets: unknown {', '.join(unknown)} (known: {', '.join(sorted(PRESETS))})"
+        )
+    return names
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from stoppable.lint._api import check_tree, module_name
 from stoppable.lint._config import Config, ConfigError, load_config
+from stoppable.lint._reexports import SiblingResolver
 from stoppable.lint._rules import DEFAULT_CODES, STRICT_CODES
 
 
@@ -60,9 +61,12 @@ class Plugin:
         # flake8 selects codes itself; hand it everything this mode can report.
         codes = DEFAULT_CODES | (STRICT_CODES if strict else frozenset())
         codes = codes | (config.enabled_codes() - {"STP900"})
+        resolver = None
         if self.filename in ("stdin", "-", None):
             module, is_package = None, False
         else:
             module, is_package = module_name(self.filename)
-        for finding in check_tree(self.tree, config, frozenset(codes), module, is_package):
+            resolver = SiblingResolver(self.filename, module, is_package)
+        found = check_tree(self.tree, config, frozenset(codes), module, is_package, resolver)
+        for finding in found:
             yield finding.line, finding.column, f"{finding.code} {finding.message}", type(self)

@@ -67,8 +67,14 @@ class Site:
         return "obj"
 
 
+#: The scope that bounds and stops any blocking call in the thread, third-party ones too.
+GUARD = "stoppable.guard"
+
+
 def wrapper_text(wrapper: str) -> str:
     """How to name a wrapper in a message: a call, a class or a family."""
+    if wrapper == GUARD:
+        return "stoppable.guard(timeout=..., stop=...)"
     last = wrapper.rpartition(".")[2]
     if wrapper.count(".") < 2:
         return f"the {wrapper} wrappers"
@@ -208,7 +214,7 @@ def client_without_timeout(site: Site) -> dict[str, str] | None:
     "STP200",
     "use-stoppable-wrapper",
     "Strict: a blocking call that has a stoppable wrapper, even with a timeout.",
-    "{call} can time out but cannot be stopped: use {wrapper}",
+    "{call} can time out but cannot be stopped: use {wrapper}{guard}",
     strict=True,
 )
 def use_stoppable_wrapper(site: Site) -> dict[str, str] | None:
@@ -220,15 +226,17 @@ def use_stoppable_wrapper(site: Site) -> dict[str, str] | None:
         return None
     if spec.state == "bounded_queue" and not site.applies:
         return None
-    return {"call": site.call_text(), "wrapper": wrapper_text(spec.wrapper)}
+    guard = "" if spec.wrapper == GUARD else ", or run it inside " + wrapper_text(GUARD)
+    return {"call": site.call_text(), "wrapper": wrapper_text(spec.wrapper), "guard": guard}
 
 
 @rule(
     "STP201",
     "possibly-blocking-call",
     "Strict: a call that looks blocking on a receiver of unknown type.",
-    "{call} may block (the receiver's type is unknown): use {wrapper}, or annotate "
-    "the receiver so the checker can judge the call",
+    "{call} may block (the receiver's type is unknown): use {wrapper}, or run it inside "
+    "stoppable.guard(timeout=..., stop=...) if it is a third-party call that takes no "
+    "stop, or annotate the receiver so the checker can judge the call",
     strict=True,
 )
 def possibly_blocking_call(site: Site) -> dict[str, str] | None:

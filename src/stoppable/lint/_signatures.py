@@ -54,6 +54,9 @@ class Spec:
     fix: str = ""
     wrapper: str | None = None
     unit: str = "seconds"
+    #: A literal 0 at this position (or as ``zero_param``) makes the call non-blocking.
+    zero_at: int | None = None
+    zero_param: str = ""
 
 
 def _call(position: int | None = None, **kw: object) -> Spec:
@@ -200,6 +203,7 @@ FUNCTIONS["socket.setdefaulttimeout"] = Spec(
 )
 RETURNS["socket.create_connection"] = "socket.socket"
 RETURNS["socket.create_server"] = "socket.socket"
+RETURNS["socket.socket.getsockname"] = "socket.address"
 RETURNS["socket.fromfd"] = "socket.socket"
 RETURNS["socket.socketpair"] = ("socket.socket", "socket.socket")
 CONSTRUCTORS["socket.socket"] = Spec("wrap", wrapper="stoppable.net.Socket")
@@ -252,6 +256,7 @@ RETURNS["ssl.wrap_socket"] = "=arg0"
 
 # select and selectors.
 FUNCTIONS["select.select"] = _call(3, wrapper="stoppable.net")
+RETURNS["select.select"] = ("select.ready", "select.ready", "select.ready")
 RETURNS["select.poll"] = "select.poll"
 RETURNS["select.epoll"] = "select.epoll"
 RETURNS["select.devpoll"] = "select.devpoll"
@@ -260,7 +265,9 @@ _MS_POLL = _call(0, negative_unbounded=True, unit="milliseconds", wrapper="stopp
 METHODS["select.poll"] = {"poll": _MS_POLL}
 METHODS["select.devpoll"] = {"poll": _MS_POLL}
 METHODS["select.epoll"] = {"poll": _call(0, negative_unbounded=True, wrapper="stoppable.net")}
-METHODS["select.kqueue"] = {"control": _call(2, wrapper="stoppable.net")}
+METHODS["select.kqueue"] = {
+    "control": _call(2, zero_at=1, zero_param="max_events", wrapper="stoppable.net")
+}
 METHODS["selectors.BaseSelector"] = {"select": _call(0, wrapper="stoppable.net")}
 for _sel in ("Default", "Select", "Poll", "Epoll", "Devpoll", "Kqueue"):
     PARENTS[f"selectors.{_sel}Selector"] = "selectors.BaseSelector"
@@ -470,6 +477,8 @@ for _private, _public in (
 ):
     ALIASES[_private] = _public
 RETURNS["importlib.import_module"] = "=module"
+PARENTS["socketserver.StreamRequestHandler"] = "socketserver.BaseRequestHandler"
+METHODS["socketserver.BaseRequestHandler"] = {}
 
 #: Types whose instances are only created, never judged by their constructor: every
 #: type named in the tables above.
@@ -485,6 +494,14 @@ KNOWN_TYPES: frozenset[str] = frozenset(
     }
     | {*CTOR_TIMEOUT}
     | {*ITERATES, *ITERATES.values()}
+)
+
+#: The last part of every qualified name the tables know, and of every module in them:
+#: the names a same-package re-export can give a meaning to.
+LEAF_NAMES: frozenset[str] = frozenset(
+    part
+    for name in (*FUNCTIONS, *KNOWN_TYPES, *RETURNS, *ALIASES)
+    for part in (name.rpartition(".")[2], name.partition(".")[0])
 )
 
 #: Methods that change the state other rules read; resolved before the calls they bound.
@@ -506,6 +523,34 @@ UNKNOWN_RECEIVER: dict[str, tuple[frozenset[str], int, str]] = {
 
 #: Constructors of timeout objects whose arguments decide whether the timeout is bounded.
 TIMEOUT_TYPES = frozenset({"urllib3.Timeout", "httpx.Timeout"})
+
+
+#: Clients whose every request takes its own timeout (urllib3's pools): made without
+#: one, they are reported only once a request without one goes through them, or when
+#: they are returned for others to use.
+PER_REQUEST_CLIENTS = frozenset(
+    {
+        "urllib3.PoolManager",
+        "urllib3.ProxyManager",
+        "urllib3.HTTPConnectionPool",
+        "urllib3.HTTPSConnectionPool",
+        "urllib3.connection_from_url",
+        "urllib3.proxy_from_url",
+    }
+)
+
+#: Methods after which a wait on the same object returns at once.
+FINISHERS: dict[str, tuple[str, ...]] = {"subprocess.Popen": ("kill",)}
+
+#: socketserver handlers whose ``self.request`` is the connected socket.
+REQUEST_HANDLERS = frozenset(
+    {"socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler"}
+)
+
+
+def is_socket(type_name: str) -> bool:
+    """Whether ``type_name`` is ``socket.socket`` or a known subclass."""
+    return "socket.socket" in lineage(type_name)
 
 
 def canonical(name: str) -> str:
