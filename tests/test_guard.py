@@ -228,7 +228,7 @@ def test_recv_into_recvfrom_and_recvmsg_are_reached(
             stopped_in_guard(lambda: client.recvfrom_into(bytearray(100)))  # noqa: STP102 - in a guard
             stopped_in_guard(lambda: client.recvmsg(100))  # noqa: STP102 - in a guard
             with guard(timeout=LONG):  # datagrams still flow, and UDP is never shut down
-                client.sendto(b"ping", udp.address)  # noqa: STP102 - in a guard
+                client.sendto(b"ping", udp.address)
                 assert client.recvfrom(100)[0] == b"ping"  # noqa: STP102 - in a guard
         finally:
             client.close()
@@ -291,13 +291,13 @@ def test_an_interrupted_connection_is_never_reused_half_read() -> None:
         with sock:
             sock.settimeout(None)  # noqa: STP101 - blocking on purpose: the guard bounds it
             with pytest.raises(DeadlineExceeded), guard(timeout=SHORT):
-                sock.sendall(b"first")  # noqa: STP102 - in a guard
+                sock.sendall(b"first")
                 sock.recv(100)  # noqa: STP102 - in a guard
             go.set()
             # The late reply to "first" must never be read as the answer to a next
             # request: the connection is shut down, so the next request fails at once.
             with pytest.raises((BrokenPipeError, ConnectionResetError)):
-                sock.sendall(b"second")  # noqa: STP102 - shut down: fails at once
+                sock.sendall(b"second")
             try:
                 reply = sock.recv(100)  # noqa: STP102 - shut down: never blocks
             except ConnectionResetError:  # the late reply met a closed socket: a reset
@@ -340,7 +340,7 @@ def test_connect_is_stopped_and_bounded() -> None:
 def test_tls_handshake_that_never_completes_is_stopped_and_bounded() -> None:
     with serving(silent) as server:
         raw = socket.create_connection(server.address, timeout=LONG)
-        raw.settimeout(None)  # noqa: STP101 - in a guard
+        raw.settimeout(None)
         sock = tls().client.wrap_socket(
             raw, server_hostname="localhost", do_handshake_on_connect=False
         )
@@ -930,7 +930,7 @@ def test_a_connection_interrupted_before_it_was_made_is_closed() -> None:
         assert sock.fileno() == -1  # closed: create_connection would leave it to the GC
     with serving(silent) as server:
         raw = socket.create_connection(server.address, timeout=LONG)
-        raw.settimeout(None)  # noqa: STP101 - the guard bounds it
+        raw.settimeout(None)
         tls_sock = tls().client.wrap_socket(
             raw, server_hostname="localhost", do_handshake_on_connect=False
         )

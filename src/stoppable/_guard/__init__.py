@@ -100,6 +100,11 @@ class guard:  # a context manager used like a function, as scope is
         return self._scope.remaining()
 
     @property
+    def expired(self) -> bool:
+        """Whether the deadline in force inside has passed (as of the block's end, after it)."""
+        return self._scope.expired
+
+    @property
     def interrupted(self) -> BaseException | None:
         """The first ``Stopped``/``DeadlineExceeded`` the guard raised inside, if any."""
         return self._record.fired
