@@ -936,3 +936,17 @@ def test_a_connection_interrupted_before_it_was_made_is_closed() -> None:
         )
         stopped_in_guard(lambda: tls_sock.do_handshake())
         assert tls_sock.fileno() == -1
+
+
+def test_a_thread_can_be_started_after_the_guard_fired() -> None:
+    done = threading.Event()
+    started = False
+    with pytest.raises(DeadlineExceeded), guard(timeout=0.01):
+        with contextlib.suppress(DeadlineExceeded):
+            time.sleep(1)  # the guard fires
+        worker = threading.Thread(target=done.set)
+        worker.start()  # its wait for the new thread is not the guard's
+        started = True
+    assert started, "Thread.start() raised"
+    assert done.wait(LONG)
+    worker.join(LONG)

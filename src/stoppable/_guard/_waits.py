@@ -46,6 +46,7 @@ _sleep = time.sleep
 _new_poll = select.poll
 _cond_wait = threading.Condition.wait
 _join = threading.Thread.join
+_start = threading.Thread.start
 _barrier_wait = threading.Barrier.wait
 _popen_wait = subprocess.Popen.wait
 _popen_communicate = subprocess.Popen.communicate
@@ -156,6 +157,20 @@ def thread_join(self: threading.Thread, timeout: float | None = None) -> None:
         run_wait(record, state, call, attempt, None)
 
 
+def thread_start(self: threading.Thread) -> None:
+    if active.get() is None:
+        _start(self)
+        return
+    # start() waits for the new thread to say it runs: a wait the OS bounds, not the
+    # work's. Outside the guard, so that a thread can still be started (a client's
+    # cleanup, a pool growing) after the guard fired.
+    token = active.set(None)
+    try:
+        _start(self)
+    finally:
+        active.reset(token)
+
+
 def barrier_wait(self: threading.Barrier, timeout: float | None = None) -> int:
     if active.get() is None:
         return _barrier_wait(self, timeout)
@@ -248,6 +263,7 @@ def patches() -> tuple[list[Patch], list[Patch]]:
     methods = [
         Patch(threading.Condition, "wait", condition_wait),
         Patch(threading.Thread, "join", thread_join),
+        Patch(threading.Thread, "start", thread_start),
         Patch(threading.Barrier, "wait", barrier_wait),
         Patch(subprocess.Popen, "wait", popen_wait),
         Patch(subprocess.Popen, "communicate", popen_communicate),
