@@ -6,7 +6,7 @@ The package, one concern per module:
   operation shares;
 - ``_install``: what is installed, when (first guard entry; never at import) and how it
   is removed again (while-open patches) or rebound where code captured it (permanent);
-- ``_sockets``: socket and TLS methods; ``_dns``: name lookups; ``_select``:
+- ``_sockets``: socket methods; ``_tls``: TLS methods; ``_dns``: name lookups; ``_select``:
   ``select``/``poll``/``selectors``; ``_waits``: ``time.sleep``, ``threading`` waits and
   joins, subprocess waits.
 

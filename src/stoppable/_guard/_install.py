@@ -91,7 +91,7 @@ _permanent_done = False
 # The modules of the package that patch something, each with a ``patches()`` returning
 # ``(while_open, permanent)``. Imported at the first install, not with the package, so
 # that ``import stoppable`` does not pay for ssl, selectors and subprocess.
-_CONCERNS = ("_sockets", "_waits", "_select", "_dns")
+_CONCERNS = ("_sockets", "_tls", "_waits", "_select", "_dns")
 
 
 def _collect() -> tuple[list[Patch], list[Patch]]:
