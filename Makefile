@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test demo bench lint typecheck services clean lint-corpus lint-sample
+.PHONY: test demo bench compat lint typecheck services clean lint-corpus lint-sample
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
-	$(BIN)/python -m stoppable.lint --report-unused-noqa src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks compat
+	$(BIN)/ruff format --check src tests examples benchmarks compat
+	$(BIN)/python -m stoppable.lint --report-unused-noqa src tests examples benchmarks compat
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -65,5 +65,11 @@ lint-sample: lint-corpus
 	$(BIN)/python -m benchmarks.lint_corpus sample
 	$(BIN)/python -m benchmarks.lint_corpus score
 
+# requests' and urllib3's own test suites (from their pinned sdists), unmodified and
+# on stoppable.http's classes; prints the differences by cause. Slow (minutes): not
+# part of `make test` or CI. See compat/run.py.
+compat:
+	$(PYTHON) compat/run.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .stoppable_lint_cache
+	rm -rf $(VENV) .compat .mypy_cache .pytest_cache .ruff_cache .stoppable_lint_cache

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import ssl
 import struct
 import urllib.parse
 from collections.abc import Callable
@@ -272,7 +273,8 @@ _BODY_UNREAD = frozenset({"/no-read"})
 
 
 class HTTPServer(LoopbackServer):
-    """A threaded HTTP/1.1 server on loopback (``tls=True``: HTTPS, ``trustme`` CA).
+    """A threaded HTTP/1.1 server on loopback (``tls=True``: HTTPS, ``trustme`` CA;
+    ``server_context=``: HTTPS with that server context).
 
     ``url`` is its base URL (``http://127.0.0.1:port``). ``proxy=True`` makes it an
     HTTP proxy instead (see the module docstring).
@@ -285,14 +287,15 @@ class HTTPServer(LoopbackServer):
         proxy: bool = False,
         host: str = "127.0.0.1",
         routes: dict[str, Route] | None = None,
+        server_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(
-            self._serve_http, host=host, ssl_context=net_servers.tls().server if tls else None
-        )
+        if server_context is None and tls:
+            server_context = net_servers.tls().server
+        super().__init__(self._serve_http, host=host, ssl_context=server_context)
         self.routes = {**ROUTES, **(routes or {})}
         self.proxy = proxy
         self.requests: list[Request] = []
-        self.tls = tls
+        self.tls = server_context is not None
 
     def __enter__(self) -> HTTPServer:
         self.start()

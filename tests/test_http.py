@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import math
 import os
 import pickle
 import signal
@@ -177,12 +178,16 @@ def test_https_checks_the_host_name(tls_server: HTTPServer) -> None:
         net.set_resolver(previous)
 
 
-def test_a_given_ssl_context_is_used_as_is(tls_server: HTTPServer) -> None:
+def test_a_given_ssl_context_is_never_weakened(tls_server: HTTPServer) -> None:
     context = tls().client
     manager = http.PoolManager(timeout=LONG, ssl_context=context, cert_reqs="CERT_NONE")
-    assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
+    with pytest.raises(ValueError, match="weaken"):
+        manager.request("GET", f"{tls_server.url}/ok")
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
+    manager.clear()
+    manager = http.PoolManager(timeout=LONG, ssl_context=context)
+    assert manager.request("GET", f"{tls_server.url}/ok").data == b"ok"
     manager.clear()
 
 
@@ -203,7 +208,12 @@ def test_large_downloads_arrive_whole(server: HTTPServer, tls_server: HTTPServer
 # --- validation ----------------------------------------------------------------------
 
 # requests' (connect, read) tuple and urllib3's Timeout are refused too: one total.
-BAD_HTTP_TIMEOUTS = [*BAD_TIMEOUTS, ((1, 5), TypeError), (urllib3.Timeout(total=1), TypeError)]
+BAD_HTTP_TIMEOUTS = [
+    *BAD_TIMEOUTS,
+    ((1, 5), TypeError),
+    (urllib3.Timeout(connect=1, read=5), TypeError),
+    (urllib3.Timeout(total=1, read=5), TypeError),
+]
 
 
 @pytest.mark.parametrize(("bad", "error"), BAD_HTTP_TIMEOUTS)
@@ -222,6 +232,42 @@ def test_a_bad_timeout_is_refused_before_any_io(
             with pytest.raises(error, match="timeout"):
                 call()
     assert len(server.connections) == before
+
+
+@pytest.mark.parametrize("bad", ["foo", True, b"1", [1], -1, math.nan, math.inf])
+def test_a_bad_timeout_is_the_value_error_requests_and_urllib3_raise(
+    server: HTTPServer, bad: object
+) -> None:
+    url = f"{server.url}/ok"
+    with http.Session() as session:
+        for call in (
+            lambda: session.get(url, timeout=bad),
+            lambda: http.PoolManager().request("GET", url, timeout=bad),
+            lambda: http.PoolManager(timeout=bad),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValueError, match="timeout"):
+                call()
+
+
+def test_timeout_errors_are_shaped_as_upstreams(server: HTTPServer) -> None:
+    # requests' errors wrap urllib3's: e.args[0].args[0] is its message.
+    with pytest.raises(http.ReadTimeout) as info:
+        http.get(f"{server.url}/silent", timeout=SHORT)
+    inner = info.value.args[0]
+    assert isinstance(inner, urllib3.exceptions.ReadTimeoutError)
+    assert "Read timed out" in inner.args[0]
+    assert str(info.value) == inner.args[0]
+    assert "while waiting for the response headers" in str(info.value)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is type(info.value)
+    assert str(again) == str(info.value)
+    # urllib3's errors carry their message as args[0].
+    manager = http.PoolManager(timeout=SHORT, retries=False)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError) as raw:
+        manager.request("GET", f"{server.url}/silent")
+    assert isinstance(raw.value.args[0], str)
+    assert "while waiting for the response headers" in raw.value.args[0]
+    manager.clear()
 
 
 def test_a_timeout_is_required_unless_the_session_has_one(server: HTTPServer) -> None:
@@ -810,3 +856,159 @@ def test_ctrl_c_stops_every_crawler_worker_at_once() -> None:
     assert stopped, out
     for line in stopped:
         assert float(line.split(" ms after")[0].split()[-1]) < 1000, line
+
+
+# --- drop-in: what urllib3 does with the same arguments --------------------------------
+
+
+def outcome(call: Callable[[], Any]) -> object:
+    """A request's status, or the class of urllib3 error it raised (a comparable result)."""
+    try:
+        response = call()
+    except urllib3.exceptions.HTTPError as exc:
+        return type(exc).__mro__[
+            [c.__module__ for c in type(exc).__mro__].index("urllib3.exceptions")
+        ]
+    return response.status
+
+
+@pytest.mark.parametrize(
+    ("retries", "expected"),
+    [
+        (False, 302),
+        (0, urllib3.exceptions.MaxRetryError),
+        (1, urllib3.exceptions.MaxRetryError),
+        (3, 200),
+        (Retry(1, redirect=False), 302),
+        (None, 200),
+    ],
+)
+def test_a_managers_retries_reach_its_pools_as_in_urllib3(
+    server: HTTPServer, retries: object, expected: object
+) -> None:
+    url = f"{server.url}/hops?n=2"
+    kwargs: dict[str, Any] = {} if retries is None else {"retries": retries}
+    ours = http.PoolManager(timeout=LONG, **kwargs)
+    theirs = urllib3.PoolManager(timeout=LONG, **kwargs)
+    try:
+        assert outcome(lambda: theirs.request("GET", url)) == expected
+        assert outcome(lambda: ours.request("GET", url)) == expected
+    finally:
+        ours.clear()
+        theirs.clear()
+
+
+def test_pools_from_a_manager_keep_its_timeout_and_stop(server: HTTPServer) -> None:
+    stop = StopEvent()
+    manager = http.PoolManager(timeout=SHORT, stop=stop)
+    pool = manager.connection_from_url(server.url)
+    assert isinstance(pool, http.HTTPConnectionPool)
+    assert pool.request("GET", "/ok").data == b"ok"  # the manager's timeout applies
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):
+        pool.request("GET", "/silent", retries=False)
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    stop.set("done")
+    with pytest.raises(Stopped):
+        manager.connection_from_host("127.0.0.1", server.port).request("GET", "/ok")
+    manager.clear()
+
+
+def test_a_connection_taken_from_a_pool_works_outside_its_requests(
+    server: HTTPServer, tls_server: HTTPServer
+) -> None:
+    stop = StopEvent()
+    pool = http.HTTPConnectionPool("127.0.0.1", server.port, timeout=SHORT, stop=stop)
+    conn = pool._get_conn()
+    conn.request("GET", "/ok")
+    assert conn.getresponse().data == b"ok"
+    conn.request("GET", "/silent")
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):  # the pool's timeout, for this call
+        conn.getresponse()
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    conn.close()
+    fresh = pool._new_conn()
+    fresh.connect()
+    fresh.request("GET", "/ok")
+    assert fresh.getresponse().data == b"ok"
+    stop.set("enough")
+    with pytest.raises(Stopped, match="enough"):  # the pool's stop
+        fresh.request("GET", "/ok")
+    fresh.close()
+    tls_pool = http.HTTPSConnectionPool(
+        "127.0.0.1", tls_server.port, timeout=LONG, ca_certs=tls().ca_path
+    )
+    secure = tls_pool._new_conn()
+    secure.connect()
+    assert secure.is_verified
+    secure.request("GET", "/ok")
+    assert secure.getresponse().data == b"ok"
+    secure.close()
+
+
+def test_a_connection_made_directly_uses_its_own_timeout(server: HTTPServer) -> None:
+    conn = http.HTTPConnection("127.0.0.1", server.port, timeout=LONG)
+    conn.request("GET", "/ok")
+    assert conn.getresponse().data == b"ok"
+    conn.close()
+    unbounded = http.HTTPConnection("127.0.0.1", server.port)
+    with pytest.raises(TypeError, match="timeout is required"):
+        unbounded.connect()
+
+
+def test_urllib3s_classes_can_be_replaced_by_subclasses_of_ours(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Proxy(http.ProxyManager):
+        pass
+
+    class Manager(http.PoolManager):
+        pass
+
+    monkeypatch.setattr(urllib3, "ProxyManager", Proxy)
+    monkeypatch.setattr(urllib3, "PoolManager", Manager)
+    monkeypatch.setattr(urllib3.poolmanager, "ProxyManager", Proxy)
+    monkeypatch.setattr(urllib3.poolmanager, "PoolManager", Manager)
+    with HTTPServer(proxy=True) as proxy:
+        manager = urllib3.ProxyManager(proxy.url, timeout=LONG)
+        assert isinstance(manager, http.ProxyManager)
+        response = manager.request("GET", f"{server.url}/ok")
+        assert response.data == f"proxied {server.url}/ok".encode()
+        manager.clear()
+    plain = urllib3.PoolManager(timeout=LONG)
+    assert plain.request("GET", f"{server.url}/ok").data == b"ok"
+    plain.clear()
+
+
+def test_a_replaced_create_connection_is_honoured_as_urllib3_does(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib3.util.connection as connection
+
+    original = connection.create_connection
+    calls: list[tuple[Any, Any]] = []
+
+    def pinned(address: tuple[str, int], timeout: Any = None, **kwargs: Any) -> socket.socket:
+        calls.append((address, timeout))  # a resolver of its own: pinned.test is loopback
+        return original(("127.0.0.1", address[1]), timeout, **kwargs)
+
+    monkeypatch.setattr(connection, "create_connection", pinned)
+    url = f"http://pinned.test:{server.port}"
+    assert http.get(f"{url}/ok", timeout=LONG).text == "ok"
+    assert calls[0][0] == ("pinned.test", server.port)
+    assert 0 < calls[0][1] <= LONG  # the time left
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):  # the socket it made is bounded as usual
+        http.get(f"{url}/silent", timeout=SHORT)
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+
+
+def test_a_urllib3_timeout_with_only_a_total_is_one_total(server: HTTPServer) -> None:
+    manager = http.PoolManager(timeout=urllib3.Timeout(total=LONG))  # type: ignore[arg-type]
+    assert manager.timeout == LONG
+    started = time.monotonic()
+    with pytest.raises(http.ReadTimeout):
+        manager.request("GET", f"{server.url}/silent", timeout=urllib3.Timeout(total=SHORT))
+    assert time.monotonic() - started < SHORT + OVERSHOOT
+    manager.clear()

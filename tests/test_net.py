@@ -840,18 +840,27 @@ def test_a_stuck_resolver_cannot_make_helper_threads_pile_up(stuck: StuckResolve
             assert "all 2 are busy" in str(outcome.error)
         assert resolver_threads() == 2  # no more threads were made
         assert sorted(stuck.calls) == ["one.test", "two.test"]  # the rest never ran
+        # A caller waiting for a free thread is stopped at once too.
+        stop = StopEvent()
+        thread, outcome = start_call(
+            lambda: net.resolve("waiting.test", 80, timeout=LONG, stop=stop, resolver=stuck)
+        )
+        wait_until_blocked(thread)
+        stop.set()
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
         # The stuck lookups are abandoned at once on a stop, even while running.
         first.set()
         for outcome in occupying:
             assert outcome.done.wait(WAKE_BOUND)
             assert isinstance(outcome.error, Stopped)
         assert stuck.running == 2  # their threads are still stuck: abandoned, not waited for
-        # A caller waiting for a free thread is stopped at once too.
+        # Orphaned lookups do not hold back new ones: a new lookup gets a thread.
         stop = StopEvent()
         thread, outcome = start_call(
             lambda: net.resolve("later.test", 80, timeout=LONG, stop=stop, resolver=stuck)
         )
-        wait_until_blocked(thread)
+        stuck.wait_running(3)
         stop.set()
         assert outcome.done.wait(WAKE_BOUND)
         assert isinstance(outcome.error, Stopped)
@@ -859,8 +868,47 @@ def test_a_stuck_resolver_cannot_make_helper_threads_pile_up(stuck: StuckResolve
         stuck.release()
         stuck.wait_idle()
         assert net.resolve("fine.test", 80, timeout=LONG, resolver=stuck)
-        assert resolver_threads() <= 2
+        assert resolver_threads() <= 3
     finally:
+        net.set_resolver_threads(previous)
+
+
+def test_lookups_given_up_do_not_hold_back_the_next_one(stuck: StuckResolver) -> None:
+    """A resolver slow for some names (a DNS timeout) must not stall the others.
+
+    The regression: lookups abandoned at a tiny budget kept every helper thread busy
+    in the slow resolver, so a fast lookup after them waited for a thread until its
+    own deadline (about 5 s of a 5 s budget).
+    """
+    fast = static_resolver({"fast.test": [("127.0.0.1", 80)]})
+
+    def resolver(host: Any, *args: Any) -> list[Any]:
+        return fast(host, *args) if host == "fast.test" else stuck(host, *args)
+
+    previous = net.set_resolver_threads(1)
+    try:
+        wait_until(lambda: resolver_threads() <= 1, what="idle helper threads to exit")
+        for i in range(3):  # each is abandoned while running: its thread stays stuck
+            with pytest.raises(DeadlineExceeded, match="did not answer"):
+                net.resolve(f"slow{i}.test", 80, timeout=SHORT, resolver=resolver)
+        assert stuck.running == 3
+        started = time.monotonic()
+        assert net.resolve("fast.test", 80, timeout=WAKE_BOUND, resolver=resolver)
+        assert time.monotonic() - started < WAKE_BOUND
+        # Still bounded: ORPHAN_FACTOR times the limit in all, then lookups wait.
+        cap = resolve_module.ORPHAN_FACTOR
+        for i in range(3, cap):
+            with pytest.raises(DeadlineExceeded, match="did not answer"):
+                net.resolve(f"slow{i}.test", 80, timeout=SHORT, resolver=resolver)
+        assert stuck.running == cap
+        with pytest.raises(DeadlineExceeded, match="no resolver thread was free"):
+            net.resolve("fast.test", 80, timeout=SHORT, resolver=resolver)
+        assert resolver_threads() == cap
+        stuck.release()
+        stuck.wait_idle()
+        assert net.resolve("fast.test", 80, timeout=LONG, resolver=resolver)
+    finally:
+        stuck.release()
         net.set_resolver_threads(previous)
 
 

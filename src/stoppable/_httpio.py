@@ -32,11 +32,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import queue
 import select
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -49,10 +47,11 @@ import requests.exceptions
 import urllib3.connection
 import urllib3.exceptions
 import urllib3.response
+import urllib3.util.connection
 import urllib3.util.ssl_
 from urllib3.util.retry import Retry
 
-from . import net, queues
+from . import _httptls, net, queues
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     Limits,
@@ -76,6 +75,7 @@ __all__ = [
     "ConnectTimeout",
     "HTTPConnection",
     "HTTPSConnection",
+    "InvalidTimeout",
     "PoolTimeout",
     "ReadTimeout",
     "Timeout",
@@ -121,6 +121,10 @@ class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.
     response headers"``...). The message names the request (its URL without
     credentials or query), the timeout and the phase. Raised as is when the time ran
     out while sending the request or waiting to retry; the subclasses below say more.
+
+    Raised to requests' users, it is shaped as requests' own: ``args[0]`` is urllib3's
+    error (``ReadTimeoutError``...), whose ``args[0]`` is the message. Raised to
+    urllib3's users, ``args[0]`` is the message, as in urllib3's errors.
     """
 
     def __init__(
@@ -131,14 +135,43 @@ class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.
         phase: str | None = None,
         request: Any = None,
         response: Any = None,
+        wrapped: bool = False,
     ) -> None:
         DeadlineExceeded.__init__(self, message, timeout=timeout)
+        self.message = message
+        """What happened, in words (the request, the timeout, the phase)."""
         self.phase = phase
         """What the request was doing when the time ran out."""
         self.request = request  # as requests' exceptions have
         self.response = response
         self.pool = None  # as urllib3's pool errors have
         self.url = None
+        self.wrapped = wrapped
+        if wrapped:  # shaped as requests' errors: args[0] is urllib3's error
+            self.args = (self._upstream(message),)
+
+    _UPSTREAM: type[urllib3.exceptions.HTTPError] = urllib3.exceptions.TimeoutError
+    _UPSTREAM_TEXT = ""
+
+    def _upstream(self, message: str) -> urllib3.exceptions.HTTPError:
+        # urllib3's error as urllib3 raises it (a pool error prefixes its pool's name):
+        # its message is the one text that says it all.
+        error = self._UPSTREAM.__new__(self._UPSTREAM)
+        error.args = (f"{self._UPSTREAM_TEXT}{message}",)
+        error.pool = error.url = None  # type: ignore[attr-defined]
+        return error
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.timeout, self.phase, self.wrapped))
+
+
+def _rebuild(
+    cls: type[Timeout], message: str, timeout: float | None, phase: str | None, wrapped: bool
+) -> Timeout:
+    return cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
 
 
 class ConnectTimeout(
@@ -150,6 +183,9 @@ class ConnectTimeout(
     handshake. Also ``requests.exceptions.ConnectTimeout`` and urllib3's
     ``ConnectTimeoutError``: nothing reached the server, so it is safe to retry.
     """
+
+    _UPSTREAM = urllib3.exceptions.ConnectTimeoutError
+    _UPSTREAM_TEXT = "Connection timed out. "
 
 
 class PoolTimeout(ConnectTimeout, urllib3.exceptions.EmptyPoolError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
@@ -167,6 +203,9 @@ class ReadTimeout(Timeout, requests.exceptions.ReadTimeout):
     requests turns a ``ReadTimeoutError`` met while reading a body into a
     ``ConnectionError``, which would hide the timeout.)
     """
+
+    _UPSTREAM = urllib3.exceptions.ReadTimeoutError
+    _UPSTREAM_TEXT = "Read timed out. "
 
 
 class _Urllib3ReadTimeout(ReadTimeout, urllib3.exceptions.ReadTimeoutError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
@@ -248,13 +287,42 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     kind = timeout.__class__
     if (kind is float or kind is int) and 0 <= timeout < math.inf:  # type: ignore[operator]
         return float(timeout)  # type: ignore[arg-type]
+    if isinstance(timeout, urllib3.util.Timeout) and _total_only(timeout):
+        return seconds_for(timeout.total, default, what)
     if isinstance(timeout, tuple | urllib3.util.Timeout):
-        raise TypeError(
+        raise InvalidTimeout(
             f"{what} must be a number of seconds, the total for the whole request, got "
             f"{timeout!r}; stoppable.http has no (connect, read) pair: the total covers "
             "every phase, and stall_timeout= limits each wait for the peer"
         )
-    return validate_timeout(timeout, what)
+    try:
+        return validate_timeout(timeout, what)
+    except TypeError as exc:
+        # In requests' and urllib3's words too: what their users may look for.
+        raise InvalidTimeout(
+            f"{exc}; it must be an int, float or None (None: the default total, if any)"
+        ) from None
+
+
+class InvalidTimeout(TypeError, ValueError):
+    """A timeout that is not a number (``"foo"``, ``True``...) or not one total.
+
+    Also a ``(connect, read)`` tuple or a ``urllib3.Timeout`` with a connect or read
+    limit: stoppable.http's timeout is one total for the whole request (a
+    ``urllib3.Timeout(total=...)`` alone is accepted: it is one).
+
+    A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
+    requests and urllib3 raise for the same value: existing ``except`` clauses work.
+    """
+
+
+def _total_only(timeout: urllib3.util.Timeout) -> bool:
+    """Whether a urllib3 ``Timeout`` gives a total and nothing else: one total, as ours."""
+    unset = (None, urllib3.util.timeout._DEFAULT_TIMEOUT)
+    # Private there: a urllib3 without them has such a Timeout refused, as any other.
+    connect = getattr(timeout, "_connect", 0)
+    read = getattr(timeout, "_read", 0)
+    return timeout.total is not None and connect in unset and read in unset
 
 
 def open_budget(
@@ -429,7 +497,11 @@ def translate(error: BaseException, budget: _Budget, *, request: Any = None) -> 
         return None
     if isinstance(found, Timeout):  # already ours, wrapped by a layer above: unwrap
         return type(found)(
-            str(found), timeout=found.timeout, phase=found.phase, request=request or found.request
+            found.message,
+            timeout=found.timeout,
+            phase=found.phase,
+            request=request or found.request,
+            wrapped=found.wrapped,
         )
     what = f"{budget.method} {_redact(budget.url)}"
     phase = budget.phase
@@ -447,7 +519,9 @@ def translate(error: BaseException, budget: _Budget, *, request: Any = None) -> 
         )
     else:
         message = f"{what} timed out after {timeout:g} s while {phase}{detail}"
-    return _error_class(budget)(message, timeout=timeout, phase=phase, request=request)
+    return _error_class(budget)(
+        message, timeout=timeout, phase=phase, request=request, wrapped=not budget.urllib3
+    )
 
 
 # --- waiting between attempts ---------------------------------------------------------
@@ -492,8 +566,12 @@ class BoundedRetry(Retry):
     ) -> BoundedRetry:
         budget = current()
         if budget is not None and budget.deadline <= _monotonic():
-            if error is not None:
-                raise error
+            if error is not None:  # as urllib3 when it may retry no more
+                if self.total is False:
+                    raise error
+                raise urllib3.exceptions.MaxRetryError(
+                    cast(Any, _pool), url or "", error
+                ) from error
             budget.kind, budget.phase = RETRY, "about to follow a redirect or retry"
             raise DeadlineExceeded("no time left to retry", timeout=budget.timeout)
         return super().increment(method, url, response, error, _pool, _stacktrace)
@@ -671,8 +749,9 @@ def _again(error: BaseException) -> Callable[[], BaseException]:
         reason = error.reason
         return lambda: Stopped(reason)
     if isinstance(error, Timeout):
-        cls, message, timeout, phase = type(error), str(error), error.timeout, error.phase
-        return lambda: cls(message, timeout=timeout, phase=phase)
+        cls, message, timeout, phase = type(error), error.message, error.timeout, error.phase
+        wrapped = error.wrapped
+        return lambda: cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
     return lambda: urllib3.exceptions.ProtocolError(
         "Connection broken: an earlier read of this response failed", error
     )
@@ -761,99 +840,6 @@ class _Response(urllib3.response.HTTPResponse):
         yield from super().read_chunked(amt, decode_content)
 
 
-# --- TLS contexts ------------------------------------------------------------------------
-
-_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-_MAX_CONTEXTS = 32
-
-
-def _file_key(path: str | None) -> tuple[object, ...] | None:
-    if not path:
-        return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return (path, None, None)
-    return (path, info.st_mtime_ns, info.st_size)
-
-
-def _no_password() -> str:
-    raise urllib3.exceptions.SSLError("Client private key is encrypted, password is required")
-
-
-def _build_context(conn: urllib3.connection.HTTPSConnection, own_check: bool) -> ssl.SSLContext:
-    ssl_ = urllib3.util.ssl_
-    context = ssl_.create_urllib3_context(
-        ssl_version=ssl_.resolve_ssl_version(conn.ssl_version),
-        ssl_minimum_version=conn.ssl_minimum_version,
-        ssl_maximum_version=conn.ssl_maximum_version,
-        cert_reqs=ssl_.resolve_cert_reqs(conn.cert_reqs),
-    )
-    if own_check:
-        context.check_hostname = False
-    if conn.ca_certs or conn.ca_cert_dir or conn.ca_cert_data:
-        try:
-            context.load_verify_locations(conn.ca_certs, conn.ca_cert_dir, conn.ca_cert_data)
-        except OSError as exc:
-            raise urllib3.exceptions.SSLError(exc) from exc
-    else:
-        context.load_default_certs()
-    cert_file = getattr(conn, "cert_file", None)
-    if cert_file:
-        key_file = getattr(conn, "key_file", None)
-        password = getattr(conn, "key_password", None)
-        context.load_cert_chain(cert_file, key_file, password or _no_password)
-    context.set_alpn_protocols(ssl_.ALPN_PROTOCOLS)
-    return context
-
-
-def _tls_context(conn: urllib3.connection.HTTPSConnection) -> ssl.SSLContext:
-    """The context for ``conn``: the one it was given, untouched, or a shared one.
-
-    Contexts made here are complete before anyone sees them and never changed after,
-    so requests with different settings (``verify``...) running at the same time each
-    get their own, and cannot race. They are shared by settings (loading a CA bundle
-    takes milliseconds), and a CA or certificate file changed on disk makes a new one.
-    """
-    if conn.ssl_context is not None:
-        return conn.ssl_context
-    own_check = bool(
-        conn.assert_fingerprint or conn.assert_hostname or conn.assert_hostname is False
-    )
-    key = (
-        urllib3.util.ssl_.resolve_cert_reqs(conn.cert_reqs),
-        conn.ssl_version,
-        conn.ssl_minimum_version,
-        conn.ssl_maximum_version,
-        _file_key(conn.ca_certs),
-        _file_key(conn.ca_cert_dir),
-        conn.ca_cert_data,
-        _file_key(getattr(conn, "cert_file", None)),
-        _file_key(getattr(conn, "key_file", None)),
-        getattr(conn, "key_password", None),
-        own_check,
-    )
-    with _contexts_lock:
-        context = _contexts.get(key)
-    if context is not None:
-        return context
-    context = _build_context(conn, own_check)
-    with _contexts_lock:
-        context = _contexts.setdefault(key, context)
-        while len(_contexts) > _MAX_CONTEXTS:
-            del _contexts[next(iter(_contexts))]
-    return context
-
-
-def _server_hostname(name: str) -> str:
-    name = name.rstrip(".")
-    normalized = name.strip("[]")
-    if "%" in normalized:
-        normalized = normalized[: normalized.rfind("%")]
-    return normalized if urllib3.util.ssl_.is_ipaddress(normalized) else name
-
-
 # --- connections ----------------------------------------------------------------------
 
 
@@ -874,24 +860,76 @@ class _Bounded(_ConnectionBase):
     request's phase, and hand out a response that never looks complete when cut short.
     """
 
+    # The pool that made this connection (a weak reference), whose timeout and stop
+    # apply to the connection used directly, outside any request of the pool.
+    _stoppable_pool: Callable[[], Any] | None = None
+    # The total for a call outside a request when neither the pool nor the connection
+    # gives one (a subclass's choice; compat/substitute.py sets it). None: refused.
+    _stoppable_default_total: float | None = None
+
     def _wait_seconds(self) -> float:
         """``timeout=`` for a net call: the stall limit, else the whole budget."""
         budget = current()
         timeout = self.timeout
         if isinstance(timeout, int | float) and timeout > 0:
             return float(timeout)
-        if budget is None:
+        if budget is None:  # pragma: no cover - every entry point installs one
             raise TypeError("a stoppable.http connection used outside a request")
         return budget.timeout
 
+    def _outside(self, method: str = "", url: str = "") -> contextlib.AbstractContextManager[Any]:
+        """A budget for a call made outside any request: the connection used directly.
+
+        As urllib3 gives such a call its pool's timeout, each call gets the pool's
+        total ``timeout`` (else the connection's own ``timeout``), with the pool's stop.
+        """
+        if current() is not None:
+            return contextlib.nullcontext()
+        ref = self._stoppable_pool
+        pool = None if ref is None else ref()
+        seconds = getattr(pool, "total_timeout", None)
+        if seconds is None:
+            own = self.timeout
+            if own.__class__ in (int, float) and own > 0:
+                seconds = float(own)
+            elif self._stoppable_default_total is not None:
+                seconds = self._stoppable_default_total
+            else:
+                raise TypeError(
+                    "timeout is required: a stoppable.http connection used outside a "
+                    "request takes its pool's timeout (or its own timeout=), and has neither"
+                )
+        target = url if "://" in url else f"{_show(self.host, self.port)}{url}"
+        budget = open_budget(
+            seconds,
+            None,
+            getattr(pool, "stop", None),
+            method,
+            target,
+            getattr(pool, "stall_timeout", None),
+            urllib3=True,
+        )
+        return edge(budget)
+
+    def connect(self) -> None:
+        with self._outside():
+            super().connect()
+
     def _new_conn(self) -> Any:
+        with self._outside():
+            return self._bounded_conn()
+
+    def _bounded_conn(self) -> Any:
         host, port = self._dns_host, self.port
         target = _show(host, port)
         _phase(
             CONNECT,
             f"connecting to the proxy {target}" if self.proxy else f"connecting to {target}",
         )
+        create = urllib3.util.connection.create_connection
         try:
+            if create is not _CREATE_CONNECTION:
+                return self._replaced_conn(create)
             sock = net.connect(
                 (host, port), timeout=self._wait_seconds(), source_address=self.source_address
             )
@@ -916,6 +954,32 @@ class _Bounded(_ConnectionBase):
         sys.audit("http.client.connect", self, self.host, self.port)
         return _Socket(sock, current())
 
+    def _replaced_conn(self, create: Callable[..., Any]) -> Any:
+        """Connect with a replaced ``urllib3.util.connection.create_connection``.
+
+        Code that replaces it (a resolver of its own, a test's mock) is honoured, as
+        urllib3 honours it: it gets the time left as its timeout (its name lookup is
+        its own, beyond stoppable's reach). A real socket it returns is bounded as
+        usual from then on; anything else is used as it is.
+        """
+        try:
+            sock = create(
+                (self._dns_host, self.port),
+                self._wait_seconds(),
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except TimeoutError as exc:
+            if isinstance(exc, DeadlineExceeded):
+                raise
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out."
+            ) from exc
+        if issubclass(type(sock), socket.socket):  # type(): a mock may pass isinstance
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return _Socket(sock, current())
+        return sock
+
     def request(  # type: ignore[override]
         self,
         method: str,
@@ -928,24 +992,32 @@ class _Bounded(_ConnectionBase):
         decode_content: bool = True,
         enforce_content_length: bool = True,
     ) -> None:
-        if self.sock is None:
-            self.connect()
-        sock = self.sock
-        if sock.__class__ is _Socket:
-            sock.budget = current()
-        _phase(SEND, _SEND_TEXT)
-        super().request(
-            method,
-            url,
-            body=body,
-            headers=headers,
-            chunked=chunked,
-            preload_content=preload_content,
-            decode_content=decode_content,
-            enforce_content_length=enforce_content_length,
-        )
+        with self._outside(method, url):
+            if self.sock is None:
+                self.connect()
+            sock = self.sock
+            if sock.__class__ is _Socket:
+                sock.budget = current()
+            _phase(SEND, _SEND_TEXT)
+            super().request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                chunked=chunked,
+                preload_content=preload_content,
+                decode_content=decode_content,
+                enforce_content_length=enforce_content_length,
+            )
 
     def getresponse(self) -> Any:
+        with self._outside():
+            sock = self.sock
+            if sock.__class__ is _Socket and current() is not sock.budget:
+                sock.budget = current()  # a call of its own: its budget, until read
+            return self._bounded_response()
+
+    def _bounded_response(self) -> Any:
         budget = current()
         options = self._response_options
         preload = options is not None and options.preload_content
@@ -969,20 +1041,20 @@ class HTTPConnection(_Bounded, urllib3.connection.HTTPConnection):
 class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
     """urllib3's ``HTTPSConnection``: connect and TLS handshake through ``stoppable.net``.
 
-    The TLS context is never modified: one given (``ssl_context``) is used as it is
-    (``verify``/``cert_reqs`` do not apply to it, so they cannot weaken it); otherwise
-    a complete, immutable context is made for the connection's settings.
+    TLS settings follow urllib3's rules, never weaker (see ``stoppable._httptls``):
+    ``cert_reqs``, the CA and client certificate files, ``assert_hostname`` and
+    ``assert_fingerprint`` apply to a given ``ssl_context`` too.
     """
 
     def connect(self) -> None:
-        sock = self._new_conn()
-        self.sock = sock
-        try:
-            self._connect_tls(sock)
-        except BaseException:
-            self.sock = None
-            sock.close()
-            raise
+        with self._outside():
+            sock = self._new_conn()
+            self.sock = sock
+            try:
+                self._connect_tls(sock)
+            except BaseException:
+                sock.close()  # dead, but kept as urllib3 keeps it: close() is the owner's
+                raise
 
     def _connect_tls(self, sock: _Socket) -> None:
         server_hostname = self.host
@@ -1002,41 +1074,35 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             )
         if self.server_hostname is not None:
             server_hostname = self.server_hostname
-        server_hostname = _server_hostname(server_hostname)
-        context = _tls_context(self)
+        _httptls.warn_if_clock_is_off()
+        server_hostname = _httptls.server_hostname(server_hostname)
+        context, made_here, verify_mode = _httptls.context_for(self)
         _phase(CONNECT, f"TLS handshake with {_show(self.host, self.port)}")
-        tls = net.start_tls(
-            sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
-        )
+        bounded = issubclass(type(sock), socket.socket | net.Socket)
+        if bounded:
+            tls = net.start_tls(
+                sock, context, timeout=self._wait_seconds(), server_hostname=server_hostname
+            )
+        else:  # not a socket (a replaced create_connection's): urllib3's own wrapping
+            wrap: Any = getattr(  # looked up as urllib3 does, so a patch applies
+                urllib3.connection, "ssl_wrap_socket", urllib3.util.ssl_.ssl_wrap_socket
+            )
+            tls = wrap(sock=sock, server_hostname=server_hostname, ssl_context=context)
         try:
-            self._check_peer(tls, context, server_hostname)
+            verified = _httptls.check_peer(
+                self, tls, context, server_hostname, made_here, verify_mode
+            )
         except BaseException:
             tls.close()
             raise
-        self.sock = _Socket(tls, current())
-        verified = context.verify_mode == ssl.CERT_REQUIRED or bool(self.assert_fingerprint)
+        self.sock = _Socket(tls, current()) if bounded else tls
         self.is_verified = verified and not self.proxy_is_forwarding
         self._has_connected_to_proxy = bool(self.proxy)
         if self._has_connected_to_proxy and self.proxy_is_verified is None:
             self.proxy_is_verified = verified
 
-    def _check_peer(self, tls: ssl.SSLSocket, context: ssl.SSLContext, hostname: str) -> None:
-        """The checks ``ssl`` cannot do: a pinned fingerprint, an asserted hostname."""
-        if self.assert_fingerprint:
-            urllib3.util.ssl_.assert_fingerprint(
-                tls.getpeercert(binary_form=True), self.assert_fingerprint
-            )
-        elif (
-            context.verify_mode != ssl.CERT_NONE
-            and not context.check_hostname
-            and self.assert_hostname is not False
-        ):
-            cert: Any = tls.getpeercert()
-            urllib3.connection._match_hostname(
-                cert,
-                self.assert_hostname or hostname,
-                bool(getattr(context, "hostname_checks_common_name", False)),
-            )
+
+_CREATE_CONNECTION: Final = urllib3.util.connection.create_connection
 
 
 # --- the pool's queue ------------------------------------------------------------------
@@ -1058,8 +1124,19 @@ def pool_get(pool: Any, pool_timeout: float | None) -> Any:
     except queue.Empty:
         pass
     budget = current()
-    if budget is None:  # pragma: no cover - pools wait only under an edge
-        raise TypeError("a stoppable.http pool used outside a request")
+    if budget is None:  # pool._get_conn() called directly: the pool's own limits
+        seconds = pool_timeout if pool_timeout is not None else pool.total_timeout
+        if seconds is None:
+            raise TypeError(
+                "timeout is required: waiting for a free connection outside a request "
+                "takes the pool's timeout (or _get_conn(timeout=)), and it has neither"
+            )
+        try:
+            return queues.get(pool_queue, timeout=seconds, stop=pool.stop)
+        except DeadlineExceeded as exc:
+            raise urllib3.exceptions.EmptyPoolError(
+                pool, "Pool is empty and a new connection can't be opened due to blocking mode."
+            ) from exc
     _phase(POOL, "waiting for a free connection in the pool (pool_block)")
     seconds = budget.timeout if pool_timeout is None else min(budget.timeout, pool_timeout)
     try:

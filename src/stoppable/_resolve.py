@@ -5,12 +5,19 @@ helper thread while the caller waits on a condition that its deadline and its st
 can end. A caller that gives up *abandons* the lookup: it does not wait for it. The
 helper thread stays blocked until the resolver returns, and is then reused.
 
-So that a resolver stuck for good cannot make threads pile up:
+So that a resolver stuck for good cannot make threads pile up, while lookups that
+were given up cannot hold back the ones still wanted:
 
-- the pool has at most ``set_resolver_threads()`` threads (8 by default); when all are
-  busy, a new lookup waits for one within its own deadline, and its timeout error
-  says that it never got a thread;
-- identical lookups in flight at the same time share one thread and one answer;
+- at most ``set_resolver_threads()`` threads (8 by default) serve lookups that a
+  caller still waits for; when all are busy, a new lookup waits for one within its
+  own deadline, and its timeout error says that it never got a thread;
+- a thread still running a lookup that every caller gave up (*orphaned*: a name the
+  resolver is slow for, say one that waits for a DNS timeout) does not count
+  against that limit: it finishes in the background, and new lookups get threads
+  of their own meanwhile. Orphans are bounded too: ``ORPHAN_FACTOR`` times the limit
+  is the most threads there can be in all;
+- identical lookups in flight at the same time share one thread and one answer (a
+  lookup joined again is no longer orphaned);
 - a lookup whose callers have all given up before it started is dropped unrun.
 
 IP literals never reach the resolver: they are parsed inline (``AI_NUMERICHOST``),
@@ -53,6 +60,9 @@ not resolve."""
 
 _IDLE_SECONDS = 5.0  # an idle helper thread exits after this long
 
+ORPHAN_FACTOR = 8
+"""At most this many times ``set_resolver_threads()`` threads in all, orphans included."""
+
 _default_resolver: Resolver = socket.getaddrinfo
 
 
@@ -82,9 +92,12 @@ def get_resolver() -> Resolver:
 def set_resolver_threads(threads: int) -> int:
     """Allow at most ``threads`` helper threads for lookups; returns the previous limit.
 
-    The default is 8. A lookup that finds every thread busy (say, each blocked in a
-    stuck resolver) waits for one within its own deadline. Lowering the limit lets
-    busy threads finish their lookups; idle threads above it exit.
+    The default is 8. The limit counts the threads running lookups that a caller
+    still waits for; threads still running lookups that every caller gave up do not
+    count, up to ``ORPHAN_FACTOR`` times the limit in all. A lookup that finds every
+    thread busy (say, each blocked in a stuck resolver) waits for one within its own
+    deadline. Lowering the limit lets busy threads finish their lookups; idle threads
+    above it exit.
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
@@ -97,7 +110,19 @@ def set_resolver_threads(threads: int) -> int:
 class _Lookup:
     """One ``resolver(*args)`` call, shared by every caller waiting for its answer."""
 
-    __slots__ = ("args", "cond", "done", "error", "key", "resolver", "result", "started", "waiters")
+    __slots__ = (
+        "args",
+        "cond",
+        "done",
+        "error",
+        "finished",
+        "key",
+        "orphaned",
+        "resolver",
+        "result",
+        "started",
+        "waiters",
+    )
 
     def __init__(self, key: tuple[object, ...], resolver: Resolver, args: tuple[object, ...]):
         self.key = key
@@ -106,6 +131,8 @@ class _Lookup:
         self.cond = threading.Condition(threading.Lock())
         self.done = False
         self.started = False
+        self.finished = False  # the resolver returned (the pool's view, under its lock)
+        self.orphaned = False  # running, and no caller waits for it any more
         self.waiters = 0
         self.result: list[Any] = []
         self.error: BaseException | None = None
@@ -122,6 +149,7 @@ class _Pool:
         self.size = size
         self.threads = 0
         self.idle = 0
+        self.orphans = 0  # threads running a lookup nobody waits for
 
     def submit(self, resolver: Resolver, args: tuple[object, ...]) -> _Lookup:
         """The lookup for ``resolver(*args)``: the one in flight, or a new queued one."""
@@ -138,26 +166,42 @@ class _Pool:
                 job = _Lookup(key, resolver, args)
                 self.inflight[key] = job
                 self.queue.append(job)
-                if self.idle >= len(self.queue):
-                    self.work.notify()
-                elif self.threads < self.size:
-                    self.threads += 1
-                    thread = threading.Thread(
-                        target=self._run, name="stoppable-resolver", daemon=True
-                    )
-                    try:
-                        thread.start()
-                    except BaseException:
-                        self.threads -= 1
-                        raise
+                self._serve()
+            elif job.orphaned:  # wanted again: it counts as served work once more
+                job.orphaned = False
+                self.orphans -= 1
             job.waiters += 1
             return job
+
+    def _serve(self) -> None:
+        """A thread for the queued work: an idle one woken, else a new one if allowed.
+
+        Called with the lock held. Orphans do not count against ``size``: a lookup
+        that was given up must not hold back one that is still wanted.
+        """
+        if self.idle >= len(self.queue):
+            self.work.notify()
+        elif self.threads - self.orphans < self.size and self.threads < self.size * ORPHAN_FACTOR:
+            self.threads += 1
+            thread = threading.Thread(target=self._run, name="stoppable-resolver", daemon=True)
+            try:
+                thread.start()
+            except BaseException:
+                self.threads -= 1
+                raise
 
     def abandon(self, job: _Lookup) -> None:
         """A caller stops waiting for ``job``; unstarted work nobody waits for is dropped."""
         with self.lock:
             job.waiters -= 1
-            if job.waiters or job.started:
+            if job.waiters:
+                return
+            if job.started:
+                if not job.finished and not job.orphaned:
+                    job.orphaned = True
+                    self.orphans += 1
+                    if self.queue:  # its thread no longer counts: queued work may start
+                        self._serve()
                 return
             with contextlib.suppress(ValueError):  # taken by a thread meanwhile
                 self.queue.remove(job)
@@ -192,6 +236,10 @@ class _Pool:
                     # The with block's lock again: held only for bookkeeping, never across
                     # a lookup, and it must be held when the block ends.
                     self.lock.acquire()  # noqa: STP100 - re-take the short internal lock
+                job.finished = True
+                if job.orphaned:
+                    job.orphaned = False
+                    self.orphans -= 1
                 if self.inflight.get(job.key) is job:
                     del self.inflight[job.key]
                 with job.cond:

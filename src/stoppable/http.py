@@ -64,15 +64,19 @@ Differences from requests and urllib3, where a total deadline needs them:
   and is one number of seconds; a ``(connect, read)`` pair or ``urllib3.Timeout`` is
   refused. ``stall_timeout=`` optionally limits each wait for the peer as well (no
   progress for that long: ``ReadTimeout``/``ConnectTimeout`` before the total).
-- TLS contexts are never modified: an ``ssl_context`` you give is used as it is
-  (``verify=False`` cannot weaken it); otherwise each set of TLS settings gets its own
-  complete context, so requests with different ``verify`` at the same time cannot
-  race. SOCKS and HTTPS proxies are not supported (HTTP proxies are, with CONNECT).
+- TLS follows urllib3's rules for every setting (``cert_reqs``, ``ca_certs``,
+  ``assert_hostname``, ``assert_fingerprint``...), a given ``ssl_context`` included,
+  and is never weaker: a setting that would weaken a given context (``verify=False``
+  on an adapter's context) is refused with ``ValueError``. Contexts made from
+  settings are complete and shared by identical settings, so requests with different
+  ``verify`` at the same time cannot race. ``urllib3.contrib.pyopenssl`` injection is
+  refused. SOCKS and HTTPS proxies are not supported (HTTP proxies are, with CONNECT).
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 import requests
@@ -89,6 +93,7 @@ from ._httpio import (
     ConnectTimeout,
     HTTPConnection,
     HTTPSConnection,
+    InvalidTimeout,
     PoolTimeout,
     ReadTimeout,
     Timeout,
@@ -107,8 +112,11 @@ from ._limits import StopLike, validate_stop, validate_timeout
 __all__ = [
     "ConnectTimeout",
     "HTTPAdapter",
+    "HTTPConnection",
     "HTTPConnectionPool",
+    "HTTPSConnection",
     "HTTPSConnectionPool",
+    "InvalidTimeout",
     "PoolManager",
     "PoolTimeout",
     "ProxyManager",
@@ -184,7 +192,10 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         """A stop for every request of this pool (beside each request's own)."""
         self.stall_timeout = _stall(stall_timeout)
         """The default limit on each wait for the peer, or ``None``."""
-        super().__init__(host, port, None, *args, **kwargs)
+        # urllib3's view of it: no single connect or read outlasts the total.
+        total = self.total_timeout
+        upstream = _DEFAULT_TIMEOUT if total is None else urllib3.Timeout(connect=total, read=total)
+        super().__init__(host, port, upstream, *args, **kwargs)
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         if self.pool is None or not self.block:
@@ -196,6 +207,11 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         if conn and is_connection_dropped(conn):
             conn.close()
         return conn or self._new_conn()
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        conn._stoppable_pool = weakref.ref(self)  # type: ignore[attr-defined]  # used directly
+        return conn
 
     def _put_conn(self, conn: Any) -> None:
         budget = current()
@@ -271,8 +287,8 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
 class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):
     """urllib3's ``HTTPSConnectionPool``, bounded as ``HTTPConnectionPool`` is.
 
-    The TLS handshake is part of the deadline; verification is urllib3's (a given
-    ``ssl_context`` is used as it is, never modified).
+    The TLS handshake is part of the deadline; verification follows urllib3's rules,
+    never weaker (see ``stoppable._httptls``).
     """
 
     ConnectionCls = HTTPSConnection  # type: ignore[assignment]
@@ -323,6 +339,28 @@ class PoolManager(urllib3.PoolManager):
         self.stall_timeout: float | None = _stall(stall_timeout)
         """The default limit on each wait for the peer, or ``None``."""
 
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> urllib3.HTTPConnectionPool:
+        """A pool with the manager's defaults: ``timeout``, ``stop``, ``stall_timeout``.
+
+        So a pool taken from the manager (``connection_from_url``...) and used
+        directly behaves as the manager's requests do, as with urllib3.
+        """
+        if request_context is None:
+            request_context = self.connection_pool_kw.copy()
+        else:
+            request_context = dict(request_context)
+        if issubclass(self.pool_classes_by_scheme[scheme], HTTPConnectionPool):
+            request_context.setdefault("timeout", self.timeout)
+            request_context.setdefault("stop", self.stop)
+            request_context.setdefault("stall_timeout", self.stall_timeout)
+        return super()._new_pool(scheme, host, port, request_context)
+
     def urlopen(  # type: ignore[override]
         self,
         method: str,
@@ -344,12 +382,18 @@ class PoolManager(urllib3.PoolManager):
         seconds = seconds_for(timeout, self.timeout)
         stall = _stall(stall_timeout, self.stall_timeout)
         budget = open_budget(seconds, stop, self.stop, method, url, stall, urllib3=True)
-        kw["retries"] = _retries(kw.get("retries"), redirect, None)
+        if kw.get("retries") is not None:  # else the pool's own (the manager's retries=)
+            kw["retries"] = _retries(kw["retries"], redirect, None)
         with edge(budget):
             return super().urlopen(method, url, redirect, timeout=joined(budget), **kw)
 
 
-class ProxyManager(PoolManager, urllib3.ProxyManager):
+# urllib3's class, bound once: code that replaces urllib3.ProxyManager with a subclass
+# of this module's must not make __init__ call itself.
+_UpstreamProxyManager = urllib3.ProxyManager
+
+
+class ProxyManager(PoolManager, _UpstreamProxyManager):
     """urllib3's ``ProxyManager`` (an HTTP proxy), bounded as ``PoolManager`` is.
 
     Plain HTTP requests are forwarded; HTTPS requests go through a CONNECT tunnel,
@@ -366,7 +410,7 @@ class ProxyManager(PoolManager, urllib3.ProxyManager):
         **kwargs: Any,
     ) -> None:
         self._configure(timeout, stop, stall_timeout)
-        urllib3.ProxyManager.__init__(self, proxy_url, *args, **kwargs)
+        _UpstreamProxyManager.__init__(self, proxy_url, *args, **kwargs)
         scheme = None if self.proxy is None else self.proxy.scheme
         if scheme != "http":
             raise urllib3.exceptions.ProxySchemeUnsupported(
