@@ -88,7 +88,17 @@ _SKIPPED = object()  # what a call cancelled before it started returns, to nobod
 class _Call:
     """One ``to_thread`` call: what the worker thread runs, and its stop."""
 
-    __slots__ = ("args", "claim", "deadline", "func", "kwargs", "outer", "stop", "timeout")
+    __slots__ = (
+        "args",
+        "claim",
+        "deadline",
+        "expired",
+        "func",
+        "kwargs",
+        "outer",
+        "stop",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -115,6 +125,7 @@ class _Call:
         # task cancelling it while it is still queued. A cancelled call never starts;
         # a started one is stopped and waited for.
         self.claim = threading.Lock()
+        self.expired = False
 
     def run(self) -> Any:
         """Run the call in the worker thread (in the caller's copied context)."""
@@ -127,7 +138,7 @@ class _Call:
         if remaining <= 0:
             raise DeadlineExceeded(
                 f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
-                "before a worker thread was free",
+                "waiting for a free worker thread",
                 timeout=self.timeout,
             )
         if self.outer is not None:
@@ -174,10 +185,16 @@ async def to_thread(
     loop = _running_loop("to_thread()")
     call = _Call(func, args, kwargs, seconds, stop)
     future = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
+    # The task waits on a future of its own, which the executor's future resolves:
+    # cancelling the task must not cancel the executor's future, which is how the
+    # end of the thread is known. (asyncio.shield does the same with one more future.)
+    waiter = loop.create_future()
+    future.add_done_callback(functools.partial(_relay, waiter))
+    # A call still queued for a worker at its deadline is dropped then, not when a
+    # worker frees up: the await is bounded by ``timeout`` too.
+    expiry = loop.call_at(loop.time() + seconds, _expire, call, future)
     try:
-        # Shielded: cancelling the task must not cancel the executor's future, which
-        # is how the end of the thread is known.
-        result: T = await asyncio.shield(future)
+        await waiter
     except asyncio.CancelledError as cancelled:
         if call.claim.acquire(False):  # still queued: it will never start
             future.cancel()
@@ -185,7 +202,27 @@ async def to_thread(
         call.stop.set(_cancel_reason(cancelled))
         await _until_done(future)
         raise
+    finally:
+        expiry.cancel()
+    if call.expired:
+        raise DeadlineExceeded(
+            f"to_thread({_describe(func)}) timed out after {seconds:g} s waiting for a "
+            "free worker thread",
+            timeout=seconds,
+        )
+    result: T = future.result()
     return result
+
+
+def _relay(waiter: asyncio.Future[None], _: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _expire(call: _Call, future: asyncio.Future[Any]) -> None:
+    if call.claim.acquire(False):  # never started: it never will
+        call.expired = True
+        future.cancel()
 
 
 async def _until_done(future: asyncio.Future[Any]) -> None:
