@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test demo bench lint typecheck services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Servers the tests start themselves need their binaries: redis-server (Debian's
+# package) for tests/redis_server.py. Installed only when missing, and only as root.
+services:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+		else \
+			echo "redis-server is missing: run 'apt-get install -y redis-server' as root" >&2; \
+			exit 1; \
+		fi; }
+
+test: lint typecheck services
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
