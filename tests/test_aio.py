@@ -12,6 +12,7 @@ import contextvars
 import gc
 import logging
 import queue
+import socket
 import sys
 import threading
 import time
@@ -290,6 +291,97 @@ def test_asyncio_timeout_turns_the_stopped_thread_into_timeout_error() -> None:
         return task.cancelling()
 
     assert run(main) == 0
+
+
+# --- to_thread: code that knows nothing of stoppable ---------------------------------
+
+
+def _plain_recv() -> Blocker:
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())  # noqa: STP100
+    peer, _ = server.accept()  # noqa: STP102
+    server.close()
+
+    def recv() -> bytes:
+        try:
+            return client.recv(1024)  # noqa: STP102 - the peer never writes
+        finally:
+            client.close()
+            peer.close()
+
+    return Blocker(recv)
+
+
+PLAIN_CALLS: dict[str, Callable[[], Blocker]] = {
+    "time.sleep": lambda: Blocker(lambda: time.sleep(LONG)),
+    "queue.Queue.get": lambda: Blocker(queue.Queue().get),  # noqa: STP100
+    "socket.recv": _plain_recv,
+}
+
+
+@pytest.mark.parametrize("name", PLAIN_CALLS)
+def test_cancel_stops_plain_blocking_code(name: str) -> None:
+    blocker = PLAIN_CALLS[name]()
+
+    async def main() -> None:
+        task = asyncio.create_task(aio.to_thread(blocker, timeout=LONG))
+        await blocker.blocked()
+        task.cancel("cancelled by the test")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert blocker.ended.is_set()
+
+    run(main)
+    assert isinstance(blocker.error, Stopped)
+    assert blocker.error.reason == "cancelled by the test"
+
+
+@pytest.mark.parametrize("name", PLAIN_CALLS)
+def test_timeout_bounds_plain_blocking_code(name: str) -> None:
+    blocker = PLAIN_CALLS[name]()
+
+    async def main() -> None:
+        await aio.to_thread(blocker, timeout=SHORT)
+
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        run(main)
+    assert time.monotonic() - started < SHORT + WAKE_BOUND
+
+
+def test_a_blocking_builtin_passed_directly_is_stopped() -> None:
+    # As users write it: the builtin itself, with no frame of the test's around it.
+    async def main() -> float:
+        task = asyncio.create_task(aio.to_thread(time.sleep, 60, timeout=LONG))
+        await asyncio.sleep(0)  # submitted
+        await asyncio.get_running_loop().run_in_executor(_watcher, wait_until, _a_thread_sleeps)
+        cancelled_at = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - cancelled_at
+
+    assert run(main) < WAKE_BOUND
+
+
+def _a_thread_sleeps() -> bool:
+    """Whether a worker is blocked in time.sleep inside a to_thread call."""
+    collecting = gc.isenabled()
+    gc.disable()  # see support.wait_until_blocked (CPython 3.11 deadlock)
+    try:
+        frames = list(sys._current_frames().values())
+    finally:
+        if collecting:
+            gc.enable()
+    for frame in frames:
+        innermost, inside_call = frame, False
+        while frame is not None:
+            code = frame.f_code
+            inside_call |= code.co_name == "run" and code.co_filename.endswith("aio.py")
+            frame = frame.f_back  # type: ignore[assignment]
+        if inside_call and innermost.f_code.co_name in BLOCKING_FRAMES | {"sleep"}:
+            return True
+    return False
 
 
 # --- to_thread: deadline and stop -----------------------------------------------------

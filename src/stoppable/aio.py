@@ -45,13 +45,9 @@ from typing import Any, TypeVar
 
 from . import futures as _futures
 from ._errors import DeadlineExceeded, Stopped
+from ._guard import guard as _guard
 from ._limits import StopLike, begin, get_poll_interval, scope, validate_stop, validate_timeout
 from ._stop import StopEvent
-
-try:  # until issue 11 lands on this branch
-    from ._guard import guard as _guard  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
-    _guard = scope
 
 __all__ = ["Executor", "cancel_on", "to_thread", "wait"]
 
