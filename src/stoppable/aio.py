@@ -78,22 +78,22 @@ def _cancel_reason(cancelled: asyncio.CancelledError) -> object:
 
 # --- to_thread ----------------------------------------------------------------------
 
-_SKIPPED = object()  # what a call cancelled before it started returns, to nobody
-
 
 class _Call:
-    """One ``to_thread`` call: what the worker thread runs, and its stop."""
+    """One ``to_thread`` call: what the worker thread runs, its stop, and its end."""
 
     __slots__ = (
         "args",
         "claim",
         "deadline",
-        "expired",
+        "end",
         "func",
         "kwargs",
+        "loop",
         "outer",
         "stop",
         "timeout",
+        "waiter",
     )
 
     def __init__(
@@ -118,30 +118,54 @@ class _Call:
             self.stop = StopEvent()
             self.outer = stop
         # Taken once, by whichever comes first: the worker starting the call, or the
-        # task cancelling it while it is still queued. A cancelled call never starts;
+        # task cancelled while the call is still queued. A dropped call never starts;
         # a started one is stopped and waited for.
         self.claim = threading.Lock()
-        self.expired = False
+        # Taken once, by whichever comes first: the worker as the call ends, or a
+        # cancelled task that must wait for that end (which the worker then signals).
+        self.end = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiter: asyncio.Future[bool] | None = None
 
     def run(self) -> Any:
         """Run the call in the worker thread (in the caller's copied context)."""
         if not self.claim.acquire(False):
-            return _SKIPPED
-        stop = self.stop
-        if stop._flag:
-            raise Stopped(stop._reason)
-        remaining = self.deadline - _monotonic()
-        if remaining <= 0:
-            raise DeadlineExceeded(
-                f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
-                "waiting for a free worker thread",
-                timeout=self.timeout,
-            )
-        if self.outer is not None:
-            with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
+            return None  # dropped while queued: nobody awaits this
+        try:
+            stop = self.stop
+            if stop._flag:
+                raise Stopped(stop._reason)
+            remaining = self.deadline - _monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
+                    "waiting for a free worker thread",
+                    timeout=self.timeout,
+                )
+            if self.outer is not None:
+                with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
+                    return self.func(*self.args, **self.kwargs)
+            with _guard(timeout=remaining, stop=stop):
                 return self.func(*self.args, **self.kwargs)
-        with _guard(timeout=remaining, stop=stop):
-            return self.func(*self.args, **self.kwargs)
+        finally:
+            if not self.end.acquire(False):  # a cancelled task waits for this
+                assert self.loop is not None
+                assert self.waiter is not None
+                _wake(self.loop, functools.partial(_resolve, self.waiter))
+
+    async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return once the worker has finished the call, through any cancellation."""
+        self.loop = loop
+        self.waiter = waiter = loop.create_future()
+        if not self.end.acquire(False):
+            return  # finished already
+        while not waiter.done():
+            try:
+                await asyncio.wait((waiter,))
+            except asyncio.CancelledError:
+                # anyio re-delivers its cancellation at every loop iteration until the
+                # task leaves its scope; the thread is ending, and must be waited for.
+                continue
 
 
 async def to_thread(
@@ -167,7 +191,9 @@ async def to_thread(
     - ``timeout`` (seconds, required, counted from this call, the wait for a free
       worker included) is the thread's deadline: a blocking call still waiting then
       raises ``DeadlineExceeded`` (a ``TimeoutError``, as ``asyncio.timeout``
-      raises), and the guard makes sure that is what comes out;
+      raises), and the guard makes sure that is what comes out. A call whose
+      deadline passed while every worker was busy does not run: it raises as soon
+      as a worker takes it (to bound that wait too, use ``asyncio.timeout``);
     - setting ``stop`` (or the stop of an enclosing ``stoppable.scope``) ends the
       call with ``Stopped``; already set, the call raises at once without starting.
 
@@ -181,57 +207,17 @@ async def to_thread(
     loop = _running_loop("to_thread()")
     call = _Call(func, args, kwargs, seconds, stop)
     future = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
-    # The task waits on a future of its own, which the executor's future resolves:
-    # cancelling the task must not cancel the executor's future, which is how the
-    # end of the thread is known. (asyncio.shield does the same with one more future.)
-    waiter = loop.create_future()
-    future.add_done_callback(functools.partial(_relay, waiter))
-    # A call still queued for a worker at its deadline is dropped then, not when a
-    # worker frees up: the await is bounded by ``timeout`` too.
-    expiry = loop.call_at(loop.time() + seconds, _expire, call, future)
     try:
-        await waiter
+        result: T = await future
     except asyncio.CancelledError as cancelled:
-        if call.claim.acquire(False):  # still queued: it will never start
-            future.cancel()
+        if call.claim.acquire(False):
+            # Not started: cancelling the future took it out of the executor's queue
+            # (or, taken by a worker just now, it does nothing).
             raise
         call.stop.set(_cancel_reason(cancelled))
-        await _until_done(future)
+        await call.ended(loop)
         raise
-    finally:
-        expiry.cancel()
-    if call.expired:
-        raise DeadlineExceeded(
-            f"to_thread({_describe(func)}) timed out after {seconds:g} s waiting for a "
-            "free worker thread",
-            timeout=seconds,
-        )
-    result: T = future.result()
     return result
-
-
-def _relay(waiter: asyncio.Future[None], _: object) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _expire(call: _Call, future: asyncio.Future[Any]) -> None:
-    if call.claim.acquire(False):  # never started: it never will
-        call.expired = True
-        future.cancel()
-
-
-async def _until_done(future: asyncio.Future[Any]) -> None:
-    """Wait for ``future`` to end, through any further cancellation of the task."""
-    while not future.done():
-        try:
-            await asyncio.wait((future,))
-        except asyncio.CancelledError:
-            # anyio re-delivers its cancellation at every loop iteration until the
-            # task leaves its scope; the thread is ending, and must be waited for.
-            continue
-    if not future.cancelled():
-        future.exception()  # retrieved: asyncio must not log it as forgotten
 
 
 # --- the executor --------------------------------------------------------------------
