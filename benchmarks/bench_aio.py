@@ -101,8 +101,8 @@ class _Plain:
         self._close: Callable[[], None] = _noop
         if kind == "socket.recv":
             server = socket.create_server(("127.0.0.1", 0))
+            server.settimeout(LONG)
             client = socket.create_connection(server.getsockname(), timeout=LONG)
-            client.settimeout(None)
             peer, _ = server.accept()
             server.close()
             self._sock, self._peer = client, peer
@@ -120,7 +120,7 @@ class _Plain:
             elif self.kind == "queue.Queue.get":
                 queue.Queue().get(timeout=LONG)
             else:
-                self._sock.recv(1024)
+                self._sock.recv(1024)  # in timeout mode (LONG); the guard stops it
         finally:
             self.ended = time.perf_counter()
             self._close()
