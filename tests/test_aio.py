@@ -10,13 +10,17 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
+import json
 import logging
 import queue
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -865,3 +869,67 @@ def test_anyio_fail_after_and_wait_and_cancel_on() -> None:
             await anyio.sleep(LONG)
 
     anyio.run(main, backend="asyncio")
+
+
+# --- the example ----------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "aio_server.py"
+
+
+def test_example_server_stops_every_handler_and_thread_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--upstream-delay", str(LONG * 2)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    clients: list[socket.socket] = []
+    try:
+        first = lines.get(timeout=LONG)
+        assert first.startswith("listening on 127.0.0.1:"), first
+        port = int(first.split()[2].rstrip(",").rsplit(":", 1)[1])
+        idle = socket.create_connection(("127.0.0.1", port), timeout=LONG)  # sends nothing
+        clients.append(idle)
+        keys = [f"key{i}" for i in range(5)]
+        for key in keys:
+            client = socket.create_connection(("127.0.0.1", port), timeout=LONG)
+            client.sendall(f"{key}\n".encode())
+            clients.append(client)
+        # Ready signal: the upstream got every lookup, so each thread is blocked
+        # reading its answer.
+        asked = {lines.get(timeout=LONG).split()[-1] for _ in keys}
+        assert asked == set(keys)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(LONG)
+        elapsed = time.monotonic() - signalled
+        reader.join(LONG)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(LONG)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+    assert proc.returncode == 0, err
+    assert elapsed < WAKE_BOUND
+    out = [lines.get_nowait() for _ in range(lines.qsize())]
+    summary = json.loads(out[-1])
+    assert summary["reason"] == "SIGTERM"
+    assert summary["handlers_in_flight"] == summary["handlers_stopped"] == 6
+    assert summary["threads_running"] == 0
+    assert summary["stop_ms"] < WAKE_BOUND * 1000
+    for client in clients:
+        with client, client.makefile() as answer:
+            assert answer.readline() == "unavailable: stopped: SIGTERM\n"
