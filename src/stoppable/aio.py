@@ -72,38 +72,45 @@ def _describe(func: Callable[..., Any]) -> str:
     return repr(func) if name is None else str(name)
 
 
-def _cancel_reason(cancelled: asyncio.CancelledError) -> object:
-    return cancelled.args[0] if cancelled.args and cancelled.args[0] is not None else "cancelled"
-
-
 # --- to_thread ----------------------------------------------------------------------
 
 
 class _Call:
-    """One ``to_thread`` call: what the worker thread runs, its stop, and its end."""
+    """One ``to_thread`` call: what the worker thread runs, its stop, and its end.
+
+    The worker hands the outcome back itself (``_finish``, through
+    ``call_soon_threadsafe``) to ``waiter``, the future the task awaits, whose
+    ``cancel()`` stops the thread there and then: in ``task.cancel()`` itself, not
+    one loop iteration later when the task resumes. The executor's own future only
+    serves to submit the call (and to take a call still queued out of the queue).
+    """
 
     __slots__ = (
         "args",
         "claim",
         "deadline",
         "end",
+        "finished",
         "func",
         "kwargs",
         "loop",
         "outer",
         "stop",
+        "submitted",
         "timeout",
         "waiter",
     )
 
     def __init__(
         self,
+        loop: asyncio.AbstractEventLoop,
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float,
         stop: StopLike | None,
     ) -> None:
+        self.loop = loop
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -117,55 +124,93 @@ class _Call:
         else:
             self.stop = StopEvent()
             self.outer = stop
-        # Taken once, by whichever comes first: the worker starting the call, or the
-        # task cancelled while the call is still queued. A dropped call never starts;
+        # Taken once, by whichever comes first: the worker starting the call, or a
+        # cancellation while the call is still queued. A dropped call never starts;
         # a started one is stopped and waited for.
         self.claim = threading.Lock()
-        # Taken once, by whichever comes first: the worker as the call ends, or a
-        # cancelled task that must wait for that end (which the worker then signals).
-        self.end = threading.Lock()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.waiter: asyncio.Future[bool] | None = None
+        self.waiter = _Waiter(self, loop=loop)
+        self.submitted: asyncio.Future[None] | None = None
+        self.finished = False  # the worker is done with the call (loop thread only)
+        self.end: asyncio.Future[None] | None = None  # awaited by a cancelled task
 
-    def run(self) -> Any:
+    def run(self) -> None:
         """Run the call in the worker thread (in the caller's copied context)."""
         if not self.claim.acquire(False):
-            return None  # dropped while queued: nobody awaits this
+            return  # dropped while queued: nobody awaits it
+        result: Any = None
+        error: BaseException | None = None
         try:
-            stop = self.stop
-            if stop._flag:
-                raise Stopped(stop._reason)
-            remaining = self.deadline - _monotonic()
-            if remaining <= 0:
-                raise DeadlineExceeded(
-                    f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
-                    "waiting for a free worker thread",
-                    timeout=self.timeout,
-                )
-            if self.outer is not None:
-                with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
-                    return self.func(*self.args, **self.kwargs)
-            with _guard(timeout=remaining, stop=stop):
-                return self.func(*self.args, **self.kwargs)
-        finally:
-            if not self.end.acquire(False):  # a cancelled task waits for this
-                assert self.loop is not None
-                assert self.waiter is not None
-                _wake(self.loop, functools.partial(_resolve, self.waiter))
+            result = self._call()
+        except BaseException as exc:  # handed over, as the executor would
+            error = exc
+        # Even with the loop closed (RuntimeError) there is nobody left to tell.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._finish, result, error)
 
-    async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Return once the worker has finished the call, through any cancellation."""
-        self.loop = loop
-        self.waiter = waiter = loop.create_future()
-        if not self.end.acquire(False):
-            return  # finished already
-        while not waiter.done():
+    def _call(self) -> Any:
+        stop = self.stop
+        if stop._flag:
+            raise Stopped(stop._reason)
+        remaining = self.deadline - _monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(
+                f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
+                "waiting for a free worker thread",
+                timeout=self.timeout,
+            )
+        if self.outer is not None:
+            with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
+                return self.func(*self.args, **self.kwargs)
+        with _guard(timeout=remaining, stop=stop):
+            return self.func(*self.args, **self.kwargs)
+
+    def _finish(self, result: Any, error: BaseException | None) -> None:  # loop thread
+        self.finished = True
+        waiter = self.waiter
+        if not waiter.done():  # else cancelled: the outcome is dropped, as asyncio's is
+            if error is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(error)
+        if self.end is not None and not self.end.done():
+            self.end.set_result(None)
+
+    def cancel(self, reason: object) -> None:
+        """The task is cancelled: drop the call if still queued, else stop it."""
+        if self.claim.acquire(False):  # not started: it never will
+            if self.submitted is not None:
+                self.submitted.cancel()  # out of the executor's queue
+            self.finished = True
+        else:
+            self.stop.set(reason)
+
+    async def ended(self) -> None:
+        """Return once the worker is done with the call, through any cancellation."""
+        if self.finished:
+            return
+        self.end = end = self.loop.create_future()
+        while not end.done():
             try:
-                await asyncio.wait((waiter,))
+                await asyncio.wait((end,))
             except asyncio.CancelledError:
                 # anyio re-delivers its cancellation at every loop iteration until the
                 # task leaves its scope; the thread is ending, and must be waited for.
                 continue
+
+
+class _Waiter(asyncio.Future[Any]):
+    """The future a ``to_thread`` caller awaits: cancelling it stops the thread."""
+
+    def __init__(self, call: _Call, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._stoppable_call = call
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel the await, and stop the thread at once (the message is the reason)."""
+        if self.done():
+            return False
+        self._stoppable_call.cancel("cancelled" if msg is None else msg)
+        return super().cancel(msg)
 
 
 async def to_thread(
@@ -184,10 +229,10 @@ async def to_thread(
     stop=...)`` with a ``StopEvent`` of its own (a ``child()`` of ``stop``, when
     given), so every blocking call it makes, in any code, is bounded and stoppable:
 
-    - cancelling the awaiting task sets that stop, with the cancel message as its
-      reason; the await ends with ``CancelledError`` only once the thread has ended
-      (a call still queued for a worker is dropped at once and never runs). The
-      outcome of a call whose task was cancelled is dropped, as asyncio's is;
+    - cancelling the awaiting task sets that stop, at once, with the cancel message
+      as its reason; the await ends with ``CancelledError`` only once the thread has
+      ended (a call still queued for a worker is dropped at once and never runs).
+      The outcome of a call whose task was cancelled is dropped, as asyncio's is;
     - ``timeout`` (seconds, required, counted from this call, the wait for a free
       worker included) is the thread's deadline: a blocking call still waiting then
       raises ``DeadlineExceeded`` (a ``TimeoutError``, as ``asyncio.timeout``
@@ -205,17 +250,12 @@ async def to_thread(
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__} {func!r}")
     loop = _running_loop("to_thread()")
-    call = _Call(func, args, kwargs, seconds, stop)
-    future = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
+    call = _Call(loop, func, args, kwargs, seconds, stop)
+    call.submitted = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
     try:
-        result: T = await future
-    except asyncio.CancelledError as cancelled:
-        if call.claim.acquire(False):
-            # Not started: cancelling the future took it out of the executor's queue
-            # (or, taken by a worker just now, it does nothing).
-            raise
-        call.stop.set(_cancel_reason(cancelled))
-        await call.ended(loop)
+        result: T = await call.waiter
+    except asyncio.CancelledError:
+        await call.ended()
         raise
     return result
 
