@@ -20,7 +20,7 @@ from types import TracebackType
 
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import StopLike, _current_scope, _ScopeState, scope
-from . import _install, _sockets, _waits
+from . import _dns, _install, _select, _sockets, _waits
 from ._state import Record, active
 
 __all__ = ["guard"]
@@ -29,6 +29,8 @@ _monotonic = time.monotonic
 
 _install.provide(_sockets.patches)
 _install.provide(_waits.patches)
+_install.provide(_select.patches)
+_install.provide(_dns.patches)
 
 # Exceptions a guard never turns into its own: they end the program or a generator.
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)

@@ -48,6 +48,7 @@ _monotonic = time.monotonic
 # A wait with no limit of its own, inside a guard that has a stop but no deadline: a
 # finite number keeps every computation (poll's milliseconds) finite. 31 years.
 FOREVER = 1e9
+_DAY = 86_400.0
 
 
 class Record:
@@ -136,8 +137,14 @@ def run_wait(
     noted in ``record``.
     """
     error = deadline_factory(call, state)
+
+    def capped(seconds: float) -> T | NotYet:
+        # A wait with no end of its own is FOREVER: each block is at most a day (what
+        # poll() and select() can take); the loop goes on.
+        return attempt(seconds if seconds < _DAY else _DAY)
+
     try:
-        return wait_loop(call, attempt, wake=wake, error=error)
+        return wait_loop(call, capped, wake=wake, error=error)
     except (Stopped, DeadlineExceeded) as exc:
         note(record, exc)
         raise
