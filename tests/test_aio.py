@@ -127,6 +127,15 @@ def test_exception_passes_through_unchanged() -> None:
     assert caught.value is error
 
 
+def test_stop_iteration_becomes_runtime_error_instead_of_a_hang() -> None:
+    async def main() -> None:
+        await aio.to_thread(next, iter(()), timeout=LONG)
+
+    with pytest.raises(RuntimeError, match="StopIteration") as caught:
+        run(main)
+    assert isinstance(caught.value.__cause__, StopIteration)
+
+
 @pytest.mark.parametrize(("timeout", "error"), BAD_TIMEOUTS)
 def test_bad_timeout_is_refused_before_any_thread(timeout: object, error: type[Exception]) -> None:
     called: list[int] = []

@@ -141,6 +141,12 @@ class _Call:
         error: BaseException | None = None
         try:
             result = self._call()
+        except StopIteration as exc:
+            # A future refuses StopIteration (it would end the awaiting coroutine's
+            # frame); asyncio.to_thread leaves the task waiting for ever. As PEP 479
+            # does for generators:
+            error = RuntimeError(f"{_describe(self.func)} raised StopIteration")
+            error.__cause__ = exc
         except BaseException as exc:  # handed over, as the executor would
             error = exc
         # Even with the loop closed (RuntimeError) there is nobody left to tell.
