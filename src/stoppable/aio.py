@@ -149,9 +149,12 @@ class _Call:
             error.__cause__ = exc
         except BaseException as exc:  # handed over, as the executor would
             error = exc
-        # Even with the loop closed (RuntimeError) there is nobody left to tell.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._finish, result, error)
+        try:
+            # Even with the loop closed (RuntimeError) there is nobody left to tell.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._finish, result, error)
+        finally:
+            error = None  # its traceback holds this frame: no cycle
 
     def _call(self) -> Any:
         stop = self.stop
@@ -209,14 +212,18 @@ class _Waiter(asyncio.Future[Any]):
 
     def __init__(self, call: _Call, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
-        self._stoppable_call = call
+        self._stoppable_call: _Call | None = call
 
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the await, and stop the thread at once (the message is the reason)."""
         if self.done():
             return False
-        self._stoppable_call.cancel("cancelled" if msg is None else msg)
+        if self._stoppable_call is not None:
+            self._stoppable_call.cancel("cancelled" if msg is None else msg)
         return super().cancel(msg)
+
+    def detach(self) -> None:
+        self._stoppable_call = None
 
 
 async def to_thread(
@@ -263,6 +270,8 @@ async def to_thread(
     except asyncio.CancelledError:
         await call.ended()
         raise
+    finally:
+        call.waiter.detach()  # no cycle: the call is freed without the collector
     return result
 
 
