@@ -189,23 +189,6 @@ def test_cancel_stops_the_thread_and_the_await_ends_after_it() -> None:
     assert blocker.error.reason == "client went away"
 
 
-def test_the_thread_is_stopped_within_task_cancel_itself() -> None:
-    # No loop iteration between: the loop is blocked here while the thread ends.
-    blocker = queue_wait()
-
-    async def main() -> None:
-        task = asyncio.create_task(aio.to_thread(blocker, timeout=LONG))
-        await blocker.blocked()
-        task.cancel("now")
-        assert blocker.ended.wait(WAKE_BOUND)  # blocks the loop: only cancel() can stop it
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(main)
-    assert isinstance(blocker.error, Stopped)
-    assert blocker.error.reason == "now"
-
-
 def test_cancelled_await_waits_for_the_threads_cleanup() -> None:
     # The thread's cleanup blocks on a bare lock (which nothing can interrupt) until
     # the test releases it: the cancelled await must still be pending meanwhile.

@@ -76,41 +76,30 @@ def _describe(func: Callable[..., Any]) -> str:
 
 
 class _Call:
-    """One ``to_thread`` call: what the worker thread runs, its stop, and its end.
-
-    The worker hands the outcome back itself (``_finish``, through
-    ``call_soon_threadsafe``) to ``waiter``, the future the task awaits, whose
-    ``cancel()`` stops the thread there and then: in ``task.cancel()`` itself, not
-    one loop iteration later when the task resumes. The executor's own future only
-    serves to submit the call (and to take a call still queued out of the queue).
-    """
+    """One ``to_thread`` call: what the worker thread runs, its stop, and its end."""
 
     __slots__ = (
         "args",
         "claim",
         "deadline",
         "end",
-        "finished",
         "func",
         "kwargs",
         "loop",
         "outer",
         "stop",
-        "submitted",
         "timeout",
         "waiter",
     )
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float,
         stop: StopLike | None,
     ) -> None:
-        self.loop = loop
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -124,37 +113,33 @@ class _Call:
         else:
             self.stop = StopEvent()
             self.outer = stop
-        # Taken once, by whichever comes first: the worker starting the call, or a
-        # cancellation while the call is still queued. A dropped call never starts;
+        # Taken once, by whichever comes first: the worker starting the call, or the
+        # task cancelled while the call is still queued. A dropped call never starts;
         # a started one is stopped and waited for.
         self.claim = threading.Lock()
-        self.waiter = _Waiter(self, loop=loop)
-        self.submitted: asyncio.Future[None] | None = None
-        self.finished = False  # the worker is done with the call (loop thread only)
-        self.end: asyncio.Future[None] | None = None  # awaited by a cancelled task
+        # Taken once, by whichever comes first: the worker as the call ends, or a
+        # cancelled task that must wait for that end (which the worker then signals).
+        # The executor's future cannot tell it: the task's cancellation cancelled it.
+        self.end = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiter: asyncio.Future[bool] | None = None
 
-    def run(self) -> None:
+    def run(self) -> Any:
         """Run the call in the worker thread (in the caller's copied context)."""
         if not self.claim.acquire(False):
-            return  # dropped while queued: nobody awaits it
-        result: Any = None
-        error: BaseException | None = None
+            return None  # dropped while queued: nobody awaits this
         try:
-            result = self._call()
+            return self._call()
         except StopIteration as exc:
             # A future refuses StopIteration (it would end the awaiting coroutine's
-            # frame); asyncio.to_thread leaves the task waiting for ever. As PEP 479
+            # frame): asyncio.to_thread leaves the task waiting for ever. As PEP 479
             # does for generators:
-            error = RuntimeError(f"{_describe(self.func)} raised StopIteration")
-            error.__cause__ = exc
-        except BaseException as exc:  # handed over, as the executor would
-            error = exc
-        try:
-            # Even with the loop closed (RuntimeError) there is nobody left to tell.
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._finish, result, error)
+            raise RuntimeError(f"{_describe(self.func)} raised StopIteration") from exc
         finally:
-            error = None  # its traceback holds this frame: no cycle
+            if not self.end.acquire(False):  # a cancelled task waits for this
+                assert self.loop is not None
+                assert self.waiter is not None
+                _wake(self.loop, functools.partial(_resolve, self.waiter))
 
     def _call(self) -> Any:
         stop = self.stop
@@ -173,57 +158,19 @@ class _Call:
         with _guard(timeout=remaining, stop=stop):
             return self.func(*self.args, **self.kwargs)
 
-    def _finish(self, result: Any, error: BaseException | None) -> None:  # loop thread
-        self.finished = True
-        waiter = self.waiter
-        if not waiter.done():  # else cancelled: the outcome is dropped, as asyncio's is
-            if error is None:
-                waiter.set_result(result)
-            else:
-                waiter.set_exception(error)
-        if self.end is not None and not self.end.done():
-            self.end.set_result(None)
-
-    def cancel(self, reason: object) -> None:
-        """The task is cancelled: drop the call if still queued, else stop it."""
-        if self.claim.acquire(False):  # not started: it never will
-            if self.submitted is not None:
-                self.submitted.cancel()  # out of the executor's queue
-            self.finished = True
-        else:
-            self.stop.set(reason)
-
-    async def ended(self) -> None:
-        """Return once the worker is done with the call, through any cancellation."""
-        if self.finished:
-            return
-        self.end = end = self.loop.create_future()
-        while not end.done():
+    async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return once the worker has finished the call, through any cancellation."""
+        self.loop = loop
+        self.waiter = waiter = loop.create_future()
+        if not self.end.acquire(False):
+            return  # finished already
+        while not waiter.done():
             try:
-                await asyncio.wait((end,))
+                await asyncio.wait((waiter,))
             except asyncio.CancelledError:
                 # anyio re-delivers its cancellation at every loop iteration until the
                 # task leaves its scope; the thread is ending, and must be waited for.
                 continue
-
-
-class _Waiter(asyncio.Future[Any]):
-    """The future a ``to_thread`` caller awaits: cancelling it stops the thread."""
-
-    def __init__(self, call: _Call, *, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        self._stoppable_call: _Call | None = call
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        """Cancel the await, and stop the thread at once (the message is the reason)."""
-        if self.done():
-            return False
-        if self._stoppable_call is not None:
-            self._stoppable_call.cancel("cancelled" if msg is None else msg)
-        return super().cancel(msg)
-
-    def detach(self) -> None:
-        self._stoppable_call = None
 
 
 async def to_thread(
@@ -242,10 +189,11 @@ async def to_thread(
     stop=...)`` with a ``StopEvent`` of its own (a ``child()`` of ``stop``, when
     given), so every blocking call it makes, in any code, is bounded and stoppable:
 
-    - cancelling the awaiting task sets that stop, at once, with the cancel message
-      as its reason; the await ends with ``CancelledError`` only once the thread has
-      ended (a call still queued for a worker is dropped at once and never runs).
-      The outcome of a call whose task was cancelled is dropped, as asyncio's is;
+    - cancelling the awaiting task sets that stop as soon as the task runs again,
+      with the cancel message as its reason; the await ends with ``CancelledError``
+      only once the thread has ended (a call still queued for a worker is dropped at
+      once and never runs). The outcome of a call whose task was cancelled is
+      dropped, as asyncio's is;
     - ``timeout`` (seconds, required, counted from this call, the wait for a free
       worker included) is the thread's deadline: a blocking call still waiting then
       raises ``DeadlineExceeded`` (a ``TimeoutError``, as ``asyncio.timeout``
@@ -263,16 +211,23 @@ async def to_thread(
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__} {func!r}")
     loop = _running_loop("to_thread()")
-    call = _Call(loop, func, args, kwargs, seconds, stop)
-    call.submitted = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
+    call = _Call(func, args, kwargs, seconds, stop)
+    future = loop.run_in_executor(None, contextvars.copy_context().run, call.run)
     try:
-        result: T = await call.waiter
-    except asyncio.CancelledError:
-        await call.ended()
+        result: T = await future
+    except asyncio.CancelledError as cancelled:
+        if call.claim.acquire(False):
+            # Not started: cancelling the future took it out of the executor's queue
+            # (or, taken by a worker just now, it does nothing).
+            raise
+        call.stop.set(_cancel_reason(cancelled))
+        await call.ended(loop)
         raise
-    finally:
-        call.waiter.detach()  # no cycle: the call is freed without the collector
     return result
+
+
+def _cancel_reason(cancelled: asyncio.CancelledError) -> object:
+    return cancelled.args[0] if cancelled.args and cancelled.args[0] is not None else "cancelled"
 
 
 # --- the executor --------------------------------------------------------------------
