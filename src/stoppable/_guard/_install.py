@@ -31,6 +31,7 @@ before the first guard of the process), and anything done in C (``docs/guard.md`
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import threading
 import types
@@ -42,8 +43,8 @@ __all__ = [
     "acquire",
     "install_permanent",
     "is_installed",
+    "keep",
     "permanent",
-    "provide",
     "rebind",
     "release",
     "wraps_all",
@@ -87,19 +88,18 @@ _lock = threading.Lock()
 _open = 0
 _while_open: list[Patch] = []
 _permanent_done = False
-_providers: list[Callable[[], tuple[list[Patch], list[Patch]]]] = []
-
-
-def provide(provider: Callable[[], tuple[list[Patch], list[Patch]]]) -> None:
-    """Register a concern's ``() -> (while_open, permanent)`` patches."""
-    _providers.append(provider)
+# The modules of the package that patch something, each with a ``patches()`` returning
+# ``(while_open, permanent)``. Imported at the first install, not with the package, so
+# that ``import stoppable`` does not pay for ssl, selectors and subprocess.
+_CONCERNS = ("_sockets", "_waits", "_select", "_dns")
 
 
 def _collect() -> tuple[list[Patch], list[Patch]]:
     while_open: list[Patch] = []
     permanent: list[Patch] = []
-    for provider in _providers:
-        opened, kept = provider()
+    for name in _CONCERNS:
+        module = importlib.import_module(f"{__package__}.{name}")
+        opened, kept = module.patches()
         while_open += opened
         permanent += kept
     return while_open, permanent
@@ -143,6 +143,19 @@ def release() -> None:
         if _open == 0:
             for patch in reversed(_while_open):
                 patch.revert()
+
+
+_kept = False
+
+
+def keep() -> None:
+    """Keep the while-open patches installed for good (``guard.install(keep_sockets=True)``)."""
+    global _kept
+    with _lock:
+        if _kept:
+            return
+        _kept = True
+    acquire()  # a hold that is never released
 
 
 def is_installed() -> bool:
