@@ -145,6 +145,8 @@ class _Call:
         stop = self.stop
         if stop._flag:
             raise Stopped(stop._reason)
+        # The deadline was fixed when to_thread was called; the guard takes what is
+        # left of it (the wait for a free worker counts).
         remaining = self.deadline - _monotonic()
         if remaining <= 0:
             raise DeadlineExceeded(
