@@ -413,7 +413,7 @@ def test_redis_blpop_stopped_mid_wait_then_the_client_recovers(
     redis_server: RedisServer, admin: redis.Redis
 ) -> None:
     name, key = redis_server.key("stopped"), redis_server.key("jobs")
-    client = _client(redis_server, name)  # no socket_timeout: BLPOP 0 would wait forever
+    client = _client(redis_server, name, socket_timeout=None)  # BLPOP 0: waits forever
     assert client.ping()  # the pooled connection is made outside the guard
     stop_ends(
         lambda _: wait_until(lambda: _blocked(admin, name), what="BLPOP to block"),
