@@ -1,0 +1,289 @@
+"""stoppable.integrations.dramatiq: real ``dramatiq`` workers on a real Redis server.
+
+Each worker test starts the ``dramatiq`` command line on ``integrations_dramatiq_app``
+(its own Redis namespace), sends messages to actors blocked in a socket read, a plain
+queue wait, a sleep and redis-py's blocking pop, and watches from outside (Redis records
+and the worker's log) what a time limit or a SIGTERM does to them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import pytest
+import redis
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Retries, ShutdownNotifications
+from dramatiq.middleware import Shutdown as DramatiqShutdown
+from dramatiq.middleware import TimeLimit as DramatiqTimeLimit
+from dramatiq.middleware import TimeLimitExceeded as DramatiqTimeLimitExceeded
+
+import stoppable
+from stoppable.integrations import dramatiq as integration
+
+from .integrations_workers import Records, WorkerProcess
+from .net_servers import LoopbackServer, silent
+from .redis_server import RedisServer
+from .support import LONG, WAKE_BOUND, wait_until
+
+HOWS = ["recv", "queue", "sleep", "redis"]  # the blocking calls integrations_dramatiq_app has
+_namespaces = itertools.count()
+
+# Dramatiq's worker process looks at its shutdown flag once a second.
+SHUTDOWN_BOUND = WAKE_BOUND + 1.0
+
+
+@pytest.fixture
+def silent_server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(silent) as server:
+        yield server
+
+
+class App:
+    """The test app as a client sees it, and its workers, in one Redis namespace."""
+
+    def __init__(self, redis_server: RedisServer, tmp_path: Path, *, stoppable: bool) -> None:
+        self.namespace = redis_server.key("dramatiq")
+        self.url = redis_server.url
+        self.tmp_path = tmp_path
+        self.env = {
+            "TASKS_REDIS_URL": self.url,
+            "TASKS_NAMESPACE": self.namespace,
+            "TASKS_STOPPABLE": "1" if stoppable else "0",
+        }
+        self.records = Records(self.url, self.namespace)
+        self.broker = dramatiq.brokers.redis.RedisBroker(url=self.url, namespace=self.namespace)
+        self.workers: list[WorkerProcess] = []
+
+    def send(self, actor_name: str, *args: Any) -> None:
+        message = dramatiq.Message(
+            queue_name="default", actor_name=actor_name, args=args, kwargs={}, options={}
+        )
+        self.broker.enqueue(message)
+
+    def worker(self, threads: int = 4) -> WorkerProcess:
+        name = f"worker-{len(self.workers)}.log"
+        worker = WorkerProcess(
+            [
+                "-m", "dramatiq", "tests.integrations_dramatiq_app",
+                "--processes", "1", "--threads", str(threads),
+                "--worker-shutdown-timeout", str(int(LONG * 1000)),
+            ],  # fmt: skip
+            self.env,
+            self.tmp_path / name,
+        )
+        self.workers.append(worker)
+        return worker.start()
+
+    def dead_lettered(self) -> int:
+        client = redis.Redis.from_url(self.url)
+        return int(client.zcard(f"{self.namespace}:default.XQ"))
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+        self.broker.close()
+
+
+@pytest.fixture
+def app(redis_server: RedisServer, tmp_path: Path) -> Iterator[App]:
+    application = App(redis_server, tmp_path, stoppable=True)
+    yield application
+    application.close()
+
+
+def test_time_limit_ends_each_kind_of_blocked_call(app: App, silent_server: LoopbackServer) -> None:
+    worker = app.worker(threads=len(HOWS))
+    for how in HOWS:
+        app.send("limited", how, how, silent_server.port)
+    app.records.wait_ended(len(HOWS), worker)
+    ended = {entry.split(":")[0]: entry.split(":") for entry in app.records.ended()}
+    assert set(ended) == set(HOWS)
+    for how, (_, exc_name, _at) in ended.items():
+        # What the actor's code saw: the guard's error inside the blocked call, or the
+        # error its client made of it (redis-py's TimeoutError).
+        assert exc_name in {"DeadlineExceeded", "TimeoutError"}, (how, exc_name)
+        assert app.records.finished(how) == 0
+    # max_retries=0: Retries dead-letters each stopped message: none acked as done.
+    wait_until(lambda: app.dead_lettered() == len(HOWS), what="4 dead-lettered messages")
+    log = worker.log()
+    assert log.count("time limit of 500 ms exceeded") >= len(HOWS), log
+    assert "stoppable.integrations.dramatiq.TimeLimitExceeded" in log, log
+
+
+def test_time_limit_ends_the_call_soon_after_the_limit(
+    app: App, silent_server: LoopbackServer
+) -> None:
+    worker = app.worker(threads=1)
+    app.send("limited", "t", "recv", silent_server.port)
+    app.records.wait_started(1, worker)
+    started_at = time.time()
+    app.records.wait_ended(1, worker)
+    ended_at = float(app.records.ended()[0].split(":")[2])
+    # Started well before this test saw it; ended within a bound of the 500 ms limit,
+    # not when the read would have returned on its own (never: the server is silent).
+    assert ended_at - started_at < 0.5 + WAKE_BOUND
+
+
+def test_a_stopped_message_is_retried_as_retries_says(
+    app: App, silent_server: LoopbackServer
+) -> None:
+    worker = app.worker(threads=2)
+    app.send("retried", "r-recv", "recv", silent_server.port)
+    app.send("retried", "r-sleep", "sleep", silent_server.port)
+    app.records.wait_finished(["r-recv", "r-sleep"], worker)
+    assert app.records.started().count("r-recv") == 2  # stopped once, retried once
+    assert app.records.finished("r-recv") == app.records.finished("r-sleep") == 1
+    assert app.dead_lettered() == 0
+
+
+def test_sigterm_stops_blocked_actors_at_once_and_loses_nothing(
+    app: App, silent_server: LoopbackServer
+) -> None:
+    task_ids = [f"{how}-{n}" for n in range(2) for how in HOWS]
+    first = app.worker(threads=4)
+    for task_id in task_ids:
+        app.send("job", task_id, task_id.split("-")[0], silent_server.port)
+    app.records.wait_started(4, first)  # four blocked, the other four waiting
+    sent_at = first.terminate()
+    first.wait()
+    assert time.monotonic() - sent_at < SHUTDOWN_BOUND, first.log()
+    stopped = [entry.split(":") for entry in app.records.ended()]
+    assert len(stopped) == 4
+    assert all(exc_name in {"Stopped", "ConnectionError"} for _, exc_name in stopped), stopped
+    assert "worker shutdown" in first.log()
+    assert "stoppable.integrations.dramatiq.Shutdown" in first.log()
+
+    # Every message, stopped or never started, is still there for the next worker...
+    app.records.release()
+    second = app.worker(threads=4)
+    app.records.wait_finished(task_ids, second)
+    # ...and none ran twice to completion.
+    second.terminate()
+    second.wait()
+    assert all(app.records.finished(task_id) == 1 for task_id in task_ids)
+    assert app.dead_lettered() == 0
+
+
+def test_an_actor_that_opts_out_finishes_during_the_shutdown(app: App) -> None:
+    worker = app.worker(threads=1)
+    app.send("patient", "p", 1.0)
+    app.records.wait_started(1, worker)
+    worker.terminate()
+    worker.wait()
+    assert app.records.finished("p") == 1
+    assert app.records.ended() == []
+
+
+# -- install() and the middleware, in process (no worker) -------------------------
+
+
+def stub_broker(**kwargs: Any) -> StubBroker:
+    return StubBroker(**kwargs)
+
+
+def test_install_replaces_time_limit_and_shutdown_notifications_in_place() -> None:
+    broker = stub_broker()
+    before = [type(m) for m in broker.middleware]
+    ours = integration.install(broker)
+    after = [type(m) for m in broker.middleware]
+    assert DramatiqTimeLimit not in after
+    assert ShutdownNotifications not in after
+    assert after.index(integration.TimeLimit) == before.index(DramatiqTimeLimit)
+    assert [t for t in after if t is not integration.TimeLimit] == [
+        t for t in before if t not in (DramatiqTimeLimit, ShutdownNotifications)
+    ]
+    assert ours.time_limit == 600_000  # Dramatiq's default
+    assert integration.install(broker) is ours  # twice: the same middleware
+    assert {"time_limit", "notify_shutdown"} <= broker.actor_options
+
+
+def test_install_keeps_a_configured_default_and_adds_one_when_missing() -> None:
+    broker = stub_broker(middleware=[DramatiqTimeLimit(time_limit=1234), Retries()])
+    assert integration.install(broker).time_limit == 1234
+    broker = stub_broker(middleware=[Retries()])
+    assert integration.install(broker, time_limit=99).time_limit == 99
+    assert any(isinstance(m, integration.TimeLimit) for m in broker.middleware)
+
+
+def test_actors_declared_before_and_after_install_are_guarded() -> None:
+    broker = stub_broker()
+
+    @dramatiq.actor(broker=broker)
+    def before() -> None: ...
+
+    integration.install(broker)
+
+    @dramatiq.actor(broker=broker)
+    def after() -> None: ...
+
+    assert getattr(before.fn, "__stoppable_guarded__", False)
+    assert getattr(after.fn, "__stoppable_guarded__", False)
+    before()  # called directly, outside a worker: runs as it is
+    after()
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(None, TypeError), ("5", TypeError), (True, TypeError), (0, ValueError), (-1, ValueError)],
+)
+def test_bad_time_limits_are_refused_naming_the_argument(
+    value: object, error: type[Exception]
+) -> None:
+    broker = stub_broker()
+    with pytest.raises(error, match="time_limit"):
+        integration.install(broker, time_limit=value)  # type: ignore[arg-type]
+    integration.install(broker)
+    with pytest.raises(error, match="time_limit"):
+        dramatiq.actor(broker=broker, time_limit=value)(lambda: None)
+
+
+def test_install_refuses_what_is_not_a_broker() -> None:
+    with pytest.raises(TypeError, match="broker"):
+        integration.install(object())  # type: ignore[arg-type]
+
+
+def test_exceptions_are_dramatiqs_own_and_name_the_reason() -> None:
+    limit = integration.TimeLimitExceeded("time limit of 5 ms exceeded", actor_name="a", message_id="m")
+    assert isinstance(limit, DramatiqTimeLimitExceeded)
+    assert "time limit of 5 ms exceeded" in str(limit) and "'a'" in str(limit)
+    shutdown = integration.Shutdown("worker shutdown", actor_name="a", message_id="m")
+    assert isinstance(shutdown, DramatiqShutdown)
+    assert "worker shutdown" in str(shutdown)
+
+
+def test_in_process_worker_stops_a_blocked_actor_on_shutdown(redis_server: RedisServer) -> None:
+    # The same path without a subprocess: Worker.stop() sets the stop, the blocked
+    # actor's sleep ends at once, Retries re-enqueues the message.
+    broker = stub_broker()
+    middleware = integration.install(broker)
+    entered = stoppable.StopEvent()
+    outcome: list[BaseException] = []
+
+    @dramatiq.actor(broker=broker, max_retries=0)
+    def sleeper() -> None:
+        entered.set()
+        try:
+            time.sleep(LONG)
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        sleeper.send()
+        assert entered.wait(LONG)
+        started = time.monotonic()
+        worker.stop(timeout=int(LONG * 1000))
+        assert time.monotonic() - started < WAKE_BOUND
+    finally:
+        worker.stop()
+    assert middleware.shutdown.is_set()
+    assert isinstance(outcome[0], stoppable.Stopped)
+    assert outcome[0].reason == "worker shutdown"
