@@ -6,6 +6,8 @@ Layout: the core lives in private modules and its public names are re-exported h
 - ``_errors``: ``Stopped``, ``DeadlineExceeded`` and the exception tree.
 - ``_limits``: timeout validation, the absolute deadline of each call, ``scope``.
 - ``_wait``: the one waiting loop every family uses.
+- ``_guard``: ``guard``, which bounds and stops the blocking calls of code that knows
+  nothing of stoppable (imported here, but it installs nothing until first entered).
 
 Each I/O family is a public module, imported on demand so that ``import stoppable``
 stays light (``stoppable.http`` alone would pull in requests): ``stoppable.queues``,
@@ -16,6 +18,7 @@ family's module.
 """
 
 from ._errors import DeadlineExceeded, Stopped
+from ._guard import guard
 from ._limits import (
     StopLike,
     checkpoint,
@@ -33,6 +36,7 @@ __all__ = [
     "Stopped",
     "checkpoint",
     "get_poll_interval",
+    "guard",
     "scope",
     "set_poll_interval",
 ]
