@@ -5,9 +5,10 @@ Redis server), ``TASKS_NAMESPACE`` (this test's keys) and ``TASKS_STOPPABLE`` (`
 ``stoppable.integrations.dramatiq.install(broker)``; ``0``: Dramatiq's own middleware).
 
 Each actor records in Redis, under the namespace, when it starts (``started``, a list of
-ids), when it finishes (``finished:<id>``, a counter: more than 1 would be a task run
-twice to completion) and how it ended (``ended``, a list of ``id:exception type``), so
-the test observes the workers from outside.
+ids) and when it finishes (``finished:<id>``, a counter: more than 1 would be a task run
+twice to completion); the ``Recorder`` middleware records each failed delivery after the
+actor's call, outside its guard (``ended``: ``id:exception:first cause:time``, the first
+cause being what the actor's own code saw), so the test observes the workers from outside.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import queue
 import socket
 import time
+from typing import Any
 
 import dramatiq
 import redis
@@ -27,18 +29,38 @@ URL = os.environ.get("TASKS_REDIS_URL", "redis://127.0.0.1:6379/0")
 NAMESPACE = os.environ.get("TASKS_NAMESPACE", "tasks-test")
 LONG = 60.0  # a blocked call that is not stopped lasts this long
 
-broker = RedisBroker(url=URL, namespace=NAMESPACE)
-if os.environ.get("TASKS_STOPPABLE", "1") == "1":
-    stoppable.integrations.dramatiq.install(broker)
-dramatiq.set_broker(broker)
-
-# Bookkeeping goes through its own connection, made outside any actor's guard.
+# Bookkeeping goes through its own connection.
 _records = redis.Redis.from_url(URL)
 
 
 def key(name: str) -> str:
     """A key of this test's namespace."""
     return f"{NAMESPACE}:test:{name}"
+
+
+class Recorder(dramatiq.Middleware):  # type: ignore[misc]
+    """Records how each failed delivery ended, once the actor's call is over."""
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: object = None,
+        exception: BaseException | None = None,
+    ) -> None:  # fmt: skip
+        if exception is None:
+            return
+        first: BaseException = exception
+        while first.__cause__ is not None or first.__context__ is not None:
+            first = first.__cause__ or first.__context__  # type: ignore[assignment]
+        name = f"{type(exception).__module__}.{type(exception).__name__}"
+        _records.rpush(
+            key("ended"), f"{message.args[0]}|{name}|{type(first).__name__}|{time.time()}"
+        )
+
+
+broker = RedisBroker(url=URL, namespace=NAMESPACE)
+broker.add_middleware(Recorder())
+if os.environ.get("TASKS_STOPPABLE", "1") == "1":
+    stoppable.integrations.dramatiq.install(broker)
+dramatiq.set_broker(broker)
 
 
 def _started(task_id: str) -> None:
@@ -73,25 +95,17 @@ def _released() -> bool:
 def job(task_id: str, how: str, port: int) -> None:
     """Block until stopped, unless the test released the jobs; then finish."""
     _started(task_id)
-    try:
-        if not _released():
-            _block(how, port)
-        _finished(task_id)
-    except BaseException as exc:
-        _records.rpush(key("ended"), f"{task_id}:{type(exc).__name__}")
-        raise
+    if not _released():
+        _block(how, port)
+    _finished(task_id)
 
 
 @dramatiq.actor(time_limit=500, max_retries=0)
 def limited(task_id: str, how: str, port: int) -> None:
     """Blocked well past its 500 ms time limit; dead-lettered once it is stopped."""
     _started(task_id)
-    try:
-        _block(how, port)
-        _finished(task_id)
-    except BaseException as exc:
-        _records.rpush(key("ended"), f"{task_id}:{type(exc).__name__}:{time.time()}")
-        raise
+    _block(how, port)
+    _finished(task_id)
 
 
 @dramatiq.actor(time_limit=500, max_retries=1, min_backoff=50, max_backoff=100)

@@ -66,7 +66,14 @@ from .. import guard
 from .._errors import DeadlineExceeded, Stopped
 from .._stop import StopEvent
 
-__all__ = ["Shutdown", "TimeLimit", "TimeLimitExceeded", "install"]
+__all__ = [
+    "InvalidTimeLimitType",
+    "InvalidTimeLimitValue",
+    "Shutdown",
+    "TimeLimit",
+    "TimeLimitExceeded",
+    "install",
+]
 
 _log = logging.getLogger("stoppable.integrations.dramatiq")
 
@@ -124,6 +131,14 @@ def _validate_time_limit(value: object, name: str) -> float:
     if math.isnan(limit) or limit <= 0:
         raise ValueError(f"{name} must be > 0 milliseconds (float('inf') for none), got {value!r}")
     return limit
+
+
+class InvalidTimeLimitType(dramatiq_middleware.MiddlewareError, TypeError):
+    """An actor's ``time_limit`` is not a number (refused when the actor is declared)."""
+
+
+class InvalidTimeLimitValue(dramatiq_middleware.MiddlewareError, ValueError):
+    """An actor's ``time_limit`` is not > 0 (refused when the actor is declared)."""
 
 
 class _Run:
@@ -281,10 +296,21 @@ class TimeLimit(dramatiq.Middleware):  # type: ignore[misc]
         """The actor options this middleware reads."""
         return {"time_limit", "notify_shutdown"}
 
-    def after_declare_actor(self, broker: dramatiq.Broker, actor: dramatiq.Actor[Any, Any]) -> None:
-        """Check the actor's ``time_limit`` at declaration; make it run guarded."""
+    def before_declare_actor(
+        self, broker: dramatiq.Broker, actor: dramatiq.Actor[Any, Any]
+    ) -> None:
+        """Refuse a bad ``time_limit`` when the actor is declared, not at its first message."""
+        # Dramatiq propagates only a MiddlewareError out of a hook: it logs the others.
         if actor.options.get("time_limit") is not None:
-            _validate_time_limit(actor.options["time_limit"], "time_limit")
+            try:
+                _validate_time_limit(actor.options["time_limit"], "time_limit")
+            except TypeError as err:
+                raise InvalidTimeLimitType(str(err)) from None
+            except ValueError as err:
+                raise InvalidTimeLimitValue(str(err)) from None
+
+    def after_declare_actor(self, broker: dramatiq.Broker, actor: dramatiq.Actor[Any, Any]) -> None:
+        """Make the actor run its function guarded."""
         _guard_actor(actor)
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
