@@ -9,6 +9,7 @@ and the worker's log) what a time limit or a SIGTERM does to them.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,7 @@ class App:
         self.env = {
             "TASKS_REDIS_URL": self.url,
             "TASKS_NAMESPACE": self.namespace,
-            "TASKS_STOPPABLE": "1" if stoppable else "0",
+            "TASKS_STOPPABLE": os.environ.get("TASKS_STOPPABLE", "1" if stoppable else "0"),
         }
         self.records = Records(self.url, self.namespace)
         self.broker = RedisBroker(url=self.url, namespace=self.namespace)
