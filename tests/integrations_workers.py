@@ -9,6 +9,7 @@ ended), so a test observes the workers from outside and waits on facts, not slee
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,10 +72,8 @@ class WorkerProcess:
         if self.popen is None:
             return
         popen, self.popen = self.popen, None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         popen.wait(LONG)
 
     def __enter__(self) -> WorkerProcess:
@@ -100,10 +99,10 @@ class Records:
         return f"{self.prefix}:test:{name}"
 
     def started(self) -> list[str]:
-        return list(self.client.lrange(self.key("started"), 0, -1))
+        return [str(entry) for entry in self.client.lrange(self.key("started"), 0, -1)]
 
     def ended(self) -> list[str]:
-        return list(self.client.lrange(self.key("ended"), 0, -1))
+        return [str(entry) for entry in self.client.lrange(self.key("ended"), 0, -1)]
 
     def finished(self, task_id: str) -> int:
         return int(self.client.get(self.key(f"finished:{task_id}")) or 0)

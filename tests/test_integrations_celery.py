@@ -10,7 +10,7 @@ does to them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import celery
@@ -59,12 +59,27 @@ class App:
         name = f"w{len(self.workers)}"
         worker = WorkerProcess(
             [
-                "-m", "celery", "-A", "tests.integrations_celery_app", "worker",
-                "-P", pool, "-c", str(concurrency), "-Q", self.namespace,
-                "-n", f"{name}.{self.namespace}@%h", "--loglevel", "INFO",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "--prefetch-multiplier", "1",
-            ],  # fmt: skip
+                "-m",
+                "celery",
+                "-A",
+                "tests.integrations_celery_app",
+                "worker",
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-Q",
+                self.namespace,
+                "-n",
+                f"{name}.{self.namespace}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--prefetch-multiplier",
+                "1",
+            ],
             self.env,
             self.tmp_path / f"{name}.log",
         )
@@ -81,7 +96,7 @@ class App:
 
 
 @pytest.fixture
-def make_app(redis_server: RedisServer, tmp_path: Path) -> Iterator[type[App]]:
+def make_app(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[..., App]]:
     apps: list[App] = []
 
     def make(**env: str) -> App:
@@ -89,7 +104,7 @@ def make_app(redis_server: RedisServer, tmp_path: Path) -> Iterator[type[App]]:
         apps.append(application)
         return application
 
-    yield make  # type: ignore[misc]
+    yield make
     for application in apps:
         application.close()
 
@@ -100,7 +115,7 @@ def ended(app: App) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_time_limit_ends_each_kind_of_blocked_call(
-    make_app: type[App], silent_server: LoopbackServer, pool: str
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
 ) -> None:
     app = make_app()
     worker = app.worker(pool)
@@ -116,7 +131,7 @@ def test_time_limit_ends_each_kind_of_blocked_call(
 
 
 def test_soft_time_limit_raises_celerys_soft_time_limit_exceeded(
-    make_app: type[App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
     app = make_app()
     worker = app.worker()
@@ -135,7 +150,7 @@ def test_soft_time_limit_raises_celerys_soft_time_limit_exceeded(
 
 
 def test_the_global_task_time_limit_applies(
-    make_app: type[App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
     app = make_app(TASKS_TIME_LIMIT="0.5")
     worker = app.worker()
@@ -145,7 +160,7 @@ def test_the_global_task_time_limit_applies(
 
 
 def test_revoke_terminate_stops_the_running_task_at_once(
-    make_app: type[App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
     app = make_app()
     worker = app.worker()
@@ -166,7 +181,7 @@ def test_revoke_terminate_stops_the_running_task_at_once(
 
 
 def test_sigterm_stops_acks_late_tasks_at_once_and_loses_nothing(
-    make_app: type[App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
     app = make_app(TASKS_STOP_ON_SHUTDOWN="1")
     task_ids = [f"{how}-{n}" for n in range(2) for how in HOWS]
@@ -197,18 +212,17 @@ def test_sigterm_stops_acks_late_tasks_at_once_and_loses_nothing(
 
 def test_install_refuses_what_is_not_an_app() -> None:
     with pytest.raises(TypeError, match="app"):
-        integration.install(object())  # type: ignore[arg-type]
+        integration.install(object())
     with pytest.raises(TypeError, match="stop_on_shutdown"):
         integration.install(celery.Celery("x"), stop_on_shutdown="yes")  # type: ignore[arg-type]
 
 
 def test_soft_time_limit_exceeded_is_celerys_and_a_deadline() -> None:
-    import stoppable
     from celery.exceptions import SoftTimeLimitExceeded
+
+    import stoppable
 
     error = integration.SoftTimeLimitExceeded("soft", timeout=1.0)
     assert isinstance(error, SoftTimeLimitExceeded)
     assert isinstance(error, stoppable.DeadlineExceeded)
     assert error.timeout == 1.0
-
-

@@ -59,11 +59,11 @@ class App:
             "TASKS_STOPPABLE": os.environ.get("TASKS_STOPPABLE", "1" if stoppable else "0"),
         }
         self.records = Records(self.url, self.namespace)
-        self.broker = RedisBroker(url=self.url, namespace=self.namespace)
+        self.broker = RedisBroker(url=self.url, namespace=self.namespace)  # type: ignore[no-untyped-call]
         self.workers: list[WorkerProcess] = []
 
     def send(self, actor_name: str, *args: Any) -> None:
-        message = dramatiq.Message(
+        message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name="default", actor_name=actor_name, args=args, kwargs={}, options={}
         )
         self.broker.enqueue(message)
@@ -72,10 +72,16 @@ class App:
         name = f"worker-{len(self.workers)}.log"
         worker = WorkerProcess(
             [
-                "-m", "dramatiq", "tests.integrations_dramatiq_app",
-                "--processes", "1", "--threads", str(threads),
-                "--worker-shutdown-timeout", str(int(LONG * 1000)),
-            ],  # fmt: skip
+                "-m",
+                "dramatiq",
+                "tests.integrations_dramatiq_app",
+                "--processes",
+                "1",
+                "--threads",
+                str(threads),
+                "--worker-shutdown-timeout",
+                str(int(LONG * 1000)),
+            ],
             self.env,
             self.tmp_path / name,
         )
@@ -253,9 +259,12 @@ def test_install_refuses_what_is_not_a_broker() -> None:
 
 
 def test_exceptions_are_dramatiqs_own_and_name_the_reason() -> None:
-    limit = integration.TimeLimitExceeded("time limit of 5 ms exceeded", actor_name="a", message_id="m")
+    limit = integration.TimeLimitExceeded(
+        "time limit of 5 ms exceeded", actor_name="a", message_id="m"
+    )
     assert isinstance(limit, DramatiqTimeLimitExceeded)
-    assert "time limit of 5 ms exceeded" in str(limit) and "'a'" in str(limit)
+    assert "time limit of 5 ms exceeded" in str(limit)
+    assert "'a'" in str(limit)
     shutdown = integration.Shutdown("worker shutdown", actor_name="a", message_id="m")
     assert isinstance(shutdown, DramatiqShutdown)
     assert "worker shutdown" in str(shutdown)

@@ -52,9 +52,8 @@ import celery
 from celery import bootsteps
 from celery.concurrency import solo as solo_pool
 from celery.concurrency import thread as thread_pool
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore, Reject, TimeLimitExceeded
 from celery.exceptions import SoftTimeLimitExceeded as CelerySoftTimeLimitExceeded
-from celery.exceptions import TimeLimitExceeded
 from celery.utils.functional import maybe_list
 from celery.worker import control
 
@@ -70,9 +69,12 @@ REVOKED_REASON = "revoked (terminate=True)"
 SHUTDOWN_REASON = "worker shutdown"
 
 
-class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, DeadlineExceeded):
-    """The task's soft time limit passed: Celery's ``SoftTimeLimitExceeded``, and a
-    ``stoppable.DeadlineExceeded``, chained from what the guard raised in the task."""
+class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, DeadlineExceeded):  # type: ignore[misc]
+    """The task's soft time limit passed.
+
+    Both Celery's ``SoftTimeLimitExceeded`` and a ``stoppable.DeadlineExceeded``, chained
+    from what the guard raised in the task.
+    """
 
     def __init__(self, message: str, *, timeout: float | None = None) -> None:
         DeadlineExceeded.__init__(self, message, timeout=timeout)
@@ -131,7 +133,9 @@ class _Worker:
     def stop_terminated(self) -> None:
         """Stop every running task whose revoke asked to terminate it."""
         with self.lock:
-            runs = [run for tid, (run, _) in self.running.items() if tid in self.terminate_requested]
+            runs = [
+                run for tid, (run, _) in self.running.items() if tid in self.terminate_requested
+            ]
         for run in runs:
             run.stop.set(REVOKED_REASON)
 

@@ -63,7 +63,6 @@ import dramatiq.middleware as dramatiq_middleware
 from dramatiq.asyncio import async_to_sync
 
 from .. import guard
-from .._errors import DeadlineExceeded, Stopped
 from .._stop import StopEvent
 
 __all__ = [
@@ -266,14 +265,15 @@ def _guard_actor(actor: dramatiq.Actor[Any, Any]) -> None:
         actor.fn = _guard_sync(fn)
 
 
-class TimeLimit(dramatiq.Middleware):  # type: ignore[misc]
+class TimeLimit(dramatiq.Middleware):
     """Stops actors that run too long, or whose worker shuts down, through a guard.
 
     Replaces Dramatiq's ``TimeLimit`` and ``ShutdownNotifications`` (``install`` does
     the replacing): same actor and message option ``time_limit`` (milliseconds,
     ``float("inf")`` for none), same default; see the module docstring.
 
-    Parameters:
+    Parameters
+    ----------
       time_limit: the default limit in milliseconds (Dramatiq's: 600 000).
       stop_on_shutdown: whether a worker shutdown stops running actors; an actor or
         message option ``notify_shutdown`` overrides it for that actor.
