@@ -20,15 +20,13 @@ from types import TracebackType
 
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import StopLike, _current_scope, _ScopeState, scope
-from . import _install, _sockets, _waits
+from . import _install
 from ._state import Record, active
 
 __all__ = ["guard"]
 
 _monotonic = time.monotonic
 
-_install.provide(_sockets.patches)
-_install.provide(_waits.patches)
 
 # Exceptions a guard never turns into its own: they end the program or a generator.
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)

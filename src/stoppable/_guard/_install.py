@@ -3,37 +3,51 @@
 Nothing is installed by ``import stoppable``. The first guard entered in the process
 installs two kinds of patch, under one lock:
 
-- *while-open* patches: methods of classes whose calls are hot (``socket.socket``,
-  ``ssl.SSLSocket``) or that need no rebinding (``threading.Condition.wait``,
-  ``Thread.join``, ``subprocess.Popen.wait``, the ``selectors`` classes). They are in
-  place while at least one guard is open anywhere in the process, and removed when
-  the last one closes, so a process that is not inside any guard runs the standard
-  library's own methods, at their own speed. Each patched method first asks whether
-  *its* thread is inside a guard (one ``ContextVar.get``), and calls the original at
-  once when it is not: other threads are untouched.
-- *permanent* patches: module functions (``time.sleep``, ``select.select``,
-  ``select.poll``, ``socket.getaddrinfo``...). Code captures these
-  (``from time import sleep``, ``def f(sleep=time.sleep)``), so when they are first
-  installed every reference to the original in an already imported module's globals,
-  in its functions' default arguments and in its classes' attributes is rebound to
-  the patch (``rebind``). Undoing that on every guard exit would cost a scan of every
-  module, so they stay; outside a guard each costs one ``ContextVar.get`` per call
-  (against a call that blocks anyway). Modules imported later capture the patch.
+- *while-open* patches: the methods of ``socket.socket`` and ``ssl.SSLSocket``, whose
+  calls are hot (a check left on every ``recv`` costs about 10 % of a loopback
+  ping-pong). They are in place while at least one guard is open anywhere in the
+  process, and removed when the last one closes, so a process that is not inside any
+  guard runs the standard library's own methods at their own speed.
+- *permanent* patches: everything else, where a check costs nothing next to a call
+  that blocks anyway (``threading.Condition.wait``, ``Thread.join``, ``Barrier.wait``,
+  ``subprocess.Popen.wait``/``communicate``, the ``selectors`` classes' ``select``)
+  and the module functions (``time.sleep``, ``select.select``, ``select.poll``,
+  ``socket.getaddrinfo``...). Code captures module functions (``from time import
+  sleep``, ``def f(sleep=time.sleep)``), so when they are first installed every
+  reference to the original in an already imported module's globals, in its
+  functions' default arguments and in its classes' attributes is rebound to the patch
+  (``rebind``); modules imported later capture the patch itself.
+
+Each patched function first asks whether *its* thread is inside a guard (one
+``ContextVar.get``) and calls the original at once when it is not: other threads are
+untouched.
 
 What stays out of reach: references held elsewhere (in an instance attribute, a
-closure cell, a C extension), and anything done in C (see ``docs/guard.md``).
+closure cell, a C extension), bound methods taken before the patch was in place
+(``recv = sock.recv`` kept from outside any guard; ``wait = cond.wait`` kept from
+before the first guard of the process), and anything done in C (``docs/guard.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import threading
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Patch", "acquire", "install_permanent", "is_installed", "release"]
+__all__ = [
+    "Patch",
+    "acquire",
+    "install_permanent",
+    "is_installed",
+    "permanent",
+    "rebind",
+    "release",
+    "wraps_all",
+]
 
 _MISSING = object()
 
@@ -41,12 +55,13 @@ _MISSING = object()
 class Patch:
     """``setattr(owner, name, new)``, remembering what to put back."""
 
-    __slots__ = ("_had", "_old", "name", "new", "owner")
+    __slots__ = ("_had", "_old", "name", "new", "owner", "rebind")
 
-    def __init__(self, owner: Any, name: str, new: Any) -> None:
+    def __init__(self, owner: Any, name: str, new: Any, *, rebind: bool = False) -> None:
         self.owner = owner
         self.name = name
         self.new = new
+        self.rebind = rebind  # a module function: rebind the references captured to it
         self._old: Any = _MISSING
         self._had = False
 
@@ -72,19 +87,18 @@ _lock = threading.Lock()
 _open = 0
 _while_open: list[Patch] = []
 _permanent_done = False
-_providers: list[Callable[[], tuple[list[Patch], list[Patch]]]] = []
-
-
-def provide(provider: Callable[[], tuple[list[Patch], list[Patch]]]) -> None:
-    """Register a concern's ``() -> (while_open, permanent)`` patches."""
-    _providers.append(provider)
+# The modules of the package that patch something, each with a ``patches()`` returning
+# ``(while_open, permanent)``. Imported at the first install, not with the package, so
+# that ``import stoppable`` does not pay for ssl, selectors and subprocess.
+_CONCERNS = ("_sockets", "_waits", "_select", "_dns")
 
 
 def _collect() -> tuple[list[Patch], list[Patch]]:
     while_open: list[Patch] = []
     permanent: list[Patch] = []
-    for provider in _providers:
-        opened, kept = provider()
+    for name in _CONCERNS:
+        module = importlib.import_module(f"{__package__}.{name}")
+        opened, kept = module.patches()
         while_open += opened
         permanent += kept
     return while_open, permanent
@@ -101,7 +115,8 @@ def install_permanent() -> None:
         for patch in permanent:
             original = patch.original()
             patch.apply()
-            replacements[id(original)] = (original, patch.new)
+            if patch.rebind:
+                replacements[id(original)] = (original, patch.new)
         rebind(replacements)
         _while_open = while_open
         _permanent_done = True
@@ -210,7 +225,9 @@ def _rebind_class(
     for key, value in list(vars(cls).items()):
         new = swap(value)
         if new is not _MISSING:
-            setattr(cls, key, staticmethod(new))  # type: ignore[arg-type]
+            if not isinstance(new, staticmethod):
+                new = staticmethod(new)  # type: ignore[arg-type]
+            setattr(cls, key, new)
             count += 1
             continue
         inner = value.__func__ if isinstance(value, staticmethod | classmethod) else value
@@ -229,3 +246,19 @@ def wraps_all(patches: Iterable[Patch]) -> list[Patch]:
         with contextlib.suppress(AttributeError, TypeError):
             patch.new.__wrapped__ = original
     return result
+
+
+def permanent(owner: Any, name: str, function: Callable[..., Any]) -> Patch:
+    """A permanent patch of a module function, as a callable ``staticmethod``.
+
+    A ``staticmethod`` (callable since Python 3.10) so that code which stores it as a
+    class attribute (``_select = select.select`` in a class body, run after the patch
+    was installed) gets a plain function there, as it did with the builtin, not a
+    method bound to its instances.
+    """
+    original = getattr(owner, name)
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(function, attribute, getattr(original, attribute))
+    function.__wrapped__ = original  # type: ignore[attr-defined]
+    return Patch(owner, name, staticmethod(function), rebind=True)

@@ -48,6 +48,7 @@ _monotonic = time.monotonic
 # A wait with no limit of its own, inside a guard that has a stop but no deadline: a
 # finite number keeps every computation (poll's milliseconds) finite. 31 years.
 FOREVER = 1e9
+_DAY = 86_400.0
 
 
 class Record:
@@ -106,16 +107,27 @@ def current_state() -> _ScopeState:
 
 
 def check(record: Record, state: _ScopeState, operation: str) -> None:
-    """Raise ``Stopped`` if a stop is set, ``DeadlineExceeded`` if the deadline passed."""
+    """Raise ``Stopped`` if a stop is set, ``DeadlineExceeded`` if the deadline passed.
+
+    An operation refused because the guard fired earlier is chained to the first one
+    it interrupted (``from``), so a traceback shows where the time actually ran out
+    (the read), not only the retry that came after it.
+    """
+    exc: BaseException | None = None
     for stop in state.stops:
         if stop.is_set():
-            exc: BaseException = Stopped(getattr(stop, "reason", None))
-            note(record, exc)
-            raise exc
-    if state.deadline is not None and state.deadline <= _monotonic():
-        exc = guard_error(operation, state)
-        note(record, exc)
-        raise exc
+            exc = Stopped(getattr(stop, "reason", None))
+            break
+    else:
+        if state.deadline is not None and state.deadline <= _monotonic():
+            exc = guard_error(operation, state)
+    if exc is None:
+        return
+    first = record.fired
+    note(record, exc)
+    if first is not None:
+        raise exc from first
+    raise exc
 
 
 def call_limits(own: float | None, operation: str) -> Limits:
@@ -136,8 +148,14 @@ def run_wait(
     noted in ``record``.
     """
     error = deadline_factory(call, state)
+
+    def capped(seconds: float) -> T | NotYet:
+        # A wait with no end of its own is FOREVER: each block is at most a day (what
+        # poll() and select() can take); the loop goes on.
+        return attempt(seconds if seconds < _DAY else _DAY)
+
     try:
-        return wait_loop(call, attempt, wake=wake, error=error)
+        return wait_loop(call, capped, wake=wake, error=error)
     except (Stopped, DeadlineExceeded) as exc:
         note(record, exc)
         raise

@@ -24,11 +24,13 @@ import select
 import subprocess
 import threading
 import time
+from typing import Any
 
-from .._errors import Stopped
+from .._errors import DeadlineExceeded, Stopped
 from .._wait import NOT_YET, WAKE_BY_FD, NotYet, _Waiter
-from ._install import Patch, wraps_all
+from ._install import Patch, permanent, wraps_all
 from ._state import (
+    FOREVER,
     OwnTimeout,
     active,
     call_limits,
@@ -132,8 +134,122 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
     return False
 
 
+def thread_join(self: threading.Thread, timeout: float | None = None) -> None:
+    record = active.get()
+    if record is None or not self.is_alive() or self is threading.current_thread():
+        _join(self, timeout)  # at once, or the standard errors
+        return
+    own = None if timeout is None else max(float(timeout), 0.0)
+    if own == 0.0:
+        _join(self, 0)
+        return
+    state = current_state()
+    check(record, state, f"join of thread {self.name!r}")
+    call = call_limits(own, f"join of thread {self.name!r}")
+
+    def attempt(seconds: float) -> bool | NotYet:
+        _join(self, seconds)
+        return NOT_YET if self.is_alive() else True
+
+    # Nothing wakes a join: it runs in slices of the poll interval.
+    with contextlib.suppress(OwnTimeout):  # its own timeout: returns, as join does
+        run_wait(record, state, call, attempt, None)
+
+
+def barrier_wait(self: threading.Barrier, timeout: float | None = None) -> int:
+    if active.get() is None:
+        return _barrier_wait(self, timeout)
+    try:
+        return _barrier_wait(self, timeout)
+    except (Stopped, DeadlineExceeded):
+        # A party that leaves breaks the barrier, as one that times out does: the
+        # others could never pass it.
+        self.abort()
+        raise
+
+
+def popen_wait(self: subprocess.Popen[Any], timeout: float | None = None) -> int | None:
+    record = active.get()
+    if record is None or self.poll() is not None:
+        return _popen_wait(self, timeout)
+    own = None if timeout is None else float(timeout)
+    if own is not None and own <= 0:
+        return _popen_wait(self, timeout)
+    state = current_state()
+    try:
+        check(record, state, "subprocess wait")
+    except BaseException:
+        _reap_if_ending(self)
+        raise
+    call = call_limits(own, "subprocess wait")
+    pidfd = None
+    if _pidfd_open is not None:
+        with contextlib.suppress(OSError):  # reaped already, or no pidfds here
+            pidfd = _pidfd_open(self.pid)
+    try:
+        if pidfd is not None:
+            poller = _new_poll()
+            poller.register(pidfd, _POLLIN)
+            for event in call.stop_events():
+                poller.register(event.fileno(), _POLLIN)
+
+            def attempt(seconds: float) -> int | NotYet:
+                if seconds > 0:
+                    poller.poll(_ms(seconds))
+                code = self.poll()
+                return NOT_YET if code is None else code
+
+            wake: Any = WAKE_BY_FD
+        else:
+
+            def attempt(seconds: float) -> int | NotYet:
+                try:
+                    return _popen_wait(self, seconds)
+                except subprocess.TimeoutExpired:
+                    return NOT_YET
+
+            wake = None
+        return run_wait(record, state, call, attempt, wake)
+    except OwnTimeout:
+        raise subprocess.TimeoutExpired(self.args, FOREVER if own is None else own) from None
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+_REAP_GRACE = 0.1  # how long a child killed on the way out gets to end (SIGKILL: ms)
+
+
+def _reap_if_ending(popen: subprocess.Popen[Any]) -> None:
+    # The guard fired already, so this wait raises: but a child that is ending (killed
+    # by subprocess.run on its way out, whose __exit__ then waits) is reaped first, in
+    # a short wait outside the guard, so no zombie or ResourceWarning is left.
+    token = active.set(None)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _popen_wait(popen, _REAP_GRACE)
+    finally:
+        active.reset(token)
+
+
+def popen_communicate(
+    self: subprocess.Popen[Any], input: Any = None, timeout: float | None = None
+) -> Any:
+    if timeout is None and active.get() is not None:
+        # Without a timeout, communicate() may read a lone pipe with a plain read(),
+        # which nothing can interrupt; with one it waits in a selector, which the guard
+        # reaches. The guard's deadline bounds it; this one never ends first.
+        return _popen_communicate(self, input, FOREVER)
+    return _popen_communicate(self, input, timeout)
+
+
 def patches() -> tuple[list[Patch], list[Patch]]:
-    """``time.sleep`` stays (code captures it); the methods are in while a guard is open."""
-    while_open = [Patch(threading.Condition, "wait", condition_wait)]
-    permanent = [Patch(time, "sleep", sleep)]
-    return wraps_all(while_open), wraps_all(permanent)
+    """All permanent: a check costs nothing next to a wait (see ``_install``)."""
+    methods = [
+        Patch(threading.Condition, "wait", condition_wait),
+        Patch(threading.Thread, "join", thread_join),
+        Patch(threading.Barrier, "wait", barrier_wait),
+        Patch(subprocess.Popen, "wait", popen_wait),
+        Patch(subprocess.Popen, "communicate", popen_communicate),
+    ]
+    return [], [*wraps_all(methods), permanent(time, "sleep", sleep)]
