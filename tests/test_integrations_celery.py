@@ -130,34 +130,26 @@ def test_time_limit_ends_each_kind_of_blocked_call(
     assert "hard time limit (0.5 s) exceeded" in worker.log()
 
 
-def test_soft_time_limit_raises_celerys_soft_time_limit_exceeded(
+def test_soft_and_global_time_limits(
     make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
-    app = make_app()
+    app = make_app(TASKS_TIME_LIMIT="0.5")  # the app's task_time_limit
     worker = app.worker()
-    result = app.send("soft_limited", "s", "recv", silent_server.port)
-    app.records.wait_started(1, worker)
+    soft = app.send("soft_limited", "soft", "recv", silent_server.port)  # its own limits
+    app.send("blocked", "global", "sleep", silent_server.port)  # none of its own
+    app.records.wait_started(2, worker)
     seen = time.time()  # the worker records wall-clock times
-    app.records.wait_ended(1, worker)
-    _, state, exc_name, first, at = ended(app)["s"]
+    app.records.wait_ended(2, worker)
+    _, state, exc_name, first, at = ended(app)["soft"]
     assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
     assert (state, exc_name, first) == (
         "FAILURE",
         "stoppable.integrations.celery.SoftTimeLimitExceeded",
         "DeadlineExceeded",
     )
-    assert app.state(result) == "FAILURE"
+    assert app.state(soft) == "FAILURE"
     assert "soft time limit (0.5 s) exceeded" in worker.log()
-
-
-def test_the_global_task_time_limit_applies(
-    make_app: Callable[..., App], silent_server: LoopbackServer
-) -> None:
-    app = make_app(TASKS_TIME_LIMIT="0.5")
-    worker = app.worker()
-    app.send("blocked", "g", "sleep", silent_server.port)
-    app.records.wait_ended(1, worker)
-    assert ended(app)["g"][2] == "billiard.exceptions.TimeLimitExceeded"
+    assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
 
 
 def test_revoke_terminate_stops_the_running_task_at_once(

@@ -354,6 +354,13 @@ class TimeLimit(dramatiq.Middleware):
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         """Stop every running actor that honours shutdowns, at once."""
+        # First tell the worker threads to take no new message (Worker.stop() does so
+        # next, after this hook): a thread freed by the stop would otherwise start a
+        # prefetched message only to have it stopped, and retried, at once.
+        for thread in getattr(worker, "workers", ()):
+            stop_taking = getattr(thread, "stop", None)
+            if callable(stop_taking):
+                stop_taking()
         _log.info("worker shutdown: stopping running actors")
         self.shutdown.set(reason=SHUTDOWN_REASON)
 
