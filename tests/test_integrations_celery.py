@@ -152,13 +152,15 @@ def test_soft_and_global_time_limits(
     assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
 
 
+@pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_revoke_terminate_stops_the_running_task_at_once(
-    make_app: Callable[..., App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
 ) -> None:
     app = make_app()
-    worker = app.worker()
-    results = {how: app.send("blocked", how, how, silent_server.port) for how in HOWS}
-    app.records.wait_started(len(HOWS), worker)
+    worker = app.worker(pool)
+    hows = HOWS if pool == "threads" else ["recv"]  # solo: one task at a time
+    results = {how: app.send("blocked", how, how, silent_server.port) for how in hows}
+    app.records.wait_started(len(hows), worker)
     revoked_at = time.monotonic()
     app.client.control.revoke(results["recv"].id, terminate=True)
     app.records.wait_ended(1, worker)
@@ -167,26 +169,30 @@ def test_revoke_terminate_stops_the_running_task_at_once(
     assert only[:4] == ["recv", "IGNORED", "stoppable.integrations.celery.Revoked", "Stopped"]
     wait_until(lambda: app.state(results["recv"]) == "REVOKED", what="REVOKED")
     assert "revoked (terminate=True)" in worker.log()
-    # The other tasks run on; a revoke without terminate leaves a running task alone.
-    app.client.control.revoke(results["sleep"].id)
-    time.sleep(0.5)  # nothing to wait for: checking that nothing happens
-    assert len(app.records.ended()) == 1
+    if pool == "threads":
+        # The others run on; a revoke without terminate leaves a running task alone.
+        app.client.control.revoke(results["sleep"].id)
+        time.sleep(0.5)  # nothing to wait for: checking that nothing happens
+        assert len(app.records.ended()) == 1
 
 
+@pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_sigterm_stops_acks_late_tasks_at_once_and_loses_nothing(
-    make_app: Callable[..., App], silent_server: LoopbackServer
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
 ) -> None:
     app = make_app(TASKS_STOP_ON_SHUTDOWN="1")
-    task_ids = [f"{how}-{n}" for n in range(2) for how in HOWS]
-    first = app.worker(concurrency=4)
+    running = 4 if pool == "threads" else 1
+    task_ids = [f"{how}-{n}" for n in range(2) for how in HOWS][: 2 * running]
+    first = app.worker(pool, concurrency=running)
     for task_id in task_ids:
         app.send("job", task_id, task_id.split("-")[0], silent_server.port)
-    app.records.wait_started(4, first)  # four blocked, the others waiting
+    app.records.wait_started(running, first)  # blocked; as many others waiting
     sent_at = time.time()  # the worker records wall-clock times
     first.terminate()
     first.wait()
     stopped = list(ended(app).values())
-    assert len(stopped) == 4
+    assert sorted(entry[0] for entry in stopped) == sorted(app.records.started())
+    assert len(stopped) == running
     for _, state, exc_name, cause, at in stopped:
         assert (state, exc_name, cause) == (
             "REJECTED",
@@ -197,7 +203,7 @@ def test_sigterm_stops_acks_late_tasks_at_once_and_loses_nothing(
     assert "worker shutdown" in first.log()
 
     app.records.release()
-    second = app.worker(concurrency=4)
+    second = app.worker(pool, concurrency=running)
     app.records.wait_finished(task_ids, second)
     second.terminate()
     second.wait()

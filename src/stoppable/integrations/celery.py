@@ -25,14 +25,14 @@ three, by running each task inside ``stoppable.guard``::
   returns, not at the interrupted call: code inside the task sees the guard's
   ``DeadlineExceeded`` (a ``TimeoutError``) there, so an ``except
   SoftTimeLimitExceeded`` block *inside* the task does not run.
-- ``revoke(task_id, terminate=True)`` (the ``threads`` pool; the ``solo`` pool reads
-  control messages only between tasks, so a revoke reaches its next task, which Celery
-  then skips): the task's blocking call is stopped at once, the task is marked
-  ``REVOKED`` and its message acked, as Celery does with a terminated process.
-- ``install(app, stop_on_shutdown=True)`` (the ``threads`` pool): a warm shutdown stops
-  running ``acks_late`` tasks at once and requeues their messages (they run again on
-  the next worker) instead of waiting for them; other tasks finish, as Celery's warm
-  shutdown lets them.
+- ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
+  task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
+  process. (The ``solo`` pool reads control messages only between tasks, in the main
+  thread the task holds: a helper thread reads the revoke broadcasts on a queue of its
+  own meanwhile.)
+- ``install(app, stop_on_shutdown=True)``: a warm shutdown stops running ``acks_late``
+  tasks at once and requeues their messages (they run again on the next worker)
+  instead of waiting for them; other tasks finish, as Celery's warm shutdown lets them.
 
 Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
 Limits: computation in pure Python is not interrupted (no blocking call to end); C
@@ -49,7 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 import celery
-from celery import bootsteps
+from celery import bootsteps, signals
 from celery.concurrency import solo as solo_pool
 from celery.concurrency import thread as thread_pool
 from celery.exceptions import Ignore, Reject, TimeLimitExceeded
@@ -66,6 +66,7 @@ __all__ = ["Revoked", "ShutdownRequeued", "SoftTimeLimitExceeded", "install"]
 _log = logging.getLogger("stoppable.integrations.celery")
 
 REVOKED_REASON = "revoked (terminate=True)"
+SOLO_CHECK = 0.2  # how often the solo pool's helper looks for a shutdown signal
 SHUTDOWN_REASON = "worker shutdown"
 
 
@@ -129,6 +130,9 @@ class _Worker:
         self.running: dict[str, tuple[_Run, bool]] = {}  # task id -> (run, acks_late)
         self.terminate_requested: set[str] = set()
         self.shutting_down = False
+        self.closing = threading.Event()  # the worker is stopping: end helper threads
+        # Set by the shutdown signal's handler: a plain store, safe in a handler.
+        self.shutdown_signalled = False
 
     def stop_terminated(self) -> None:
         """Stop every running task whose revoke asked to terminate it."""
@@ -286,6 +290,48 @@ def _wrap_revoke() -> None:
         _revoke_wrapped = True
 
 
+def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> None:
+    """For the solo pool: hear revokes and shutdowns while a task holds the main thread.
+
+    The solo pool runs each task in the worker's main thread, which reads control
+    messages only between tasks. This thread reads the same broadcasts on a queue of
+    its own (bound to the same fanout exchange) and stops the running task at once on a
+    ``revoke(terminate=True)``; Celery's own handling of the message follows when the
+    task has ended (it marks the task ``REVOKED``). It also carries out a shutdown
+    signal's stop, which the signal handler (in the main thread) only notes.
+    """
+    try:
+        with app.connection_for_read() as connection:
+            node = app.control.mailbox(connection).Node(
+                f"{hostname}.stoppable-revokes", channel=connection.channel()
+            )
+
+            def on_message(body: dict[str, Any], message: Any) -> None:
+                destination = body.get("destination")
+                arguments = body.get("arguments") or {}
+                if (
+                    body.get("method") != "revoke"
+                    or not arguments.get("terminate")
+                    or (destination and hostname not in destination)
+                    or (not destination and body.get("pattern"))  # not ours to match
+                ):
+                    return
+                with state.lock:
+                    state.terminate_requested |= set(maybe_list(arguments.get("task_id")) or [])
+                state.stop_terminated()
+
+            node.listen(callback=on_message)
+            while not state.closing.is_set():
+                if state.shutdown_signalled and state.stop_on_shutdown:
+                    state.stop_for_shutdown()
+                try:
+                    connection.drain_events(timeout=SOLO_CHECK)
+                except TimeoutError:
+                    continue
+    except Exception:
+        _log.exception("revoke listener for the solo pool failed: revokes wait for the task")
+
+
 def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
     class StoppableLimits(bootsteps.StartStopStep):  # type: ignore[misc]
         """Enables the guard per task once the worker's pool is known."""
@@ -302,6 +348,13 @@ def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
             pool.terminate_job = _noop_terminate_job
             _wrap_revoke()
             state.enabled = True
+            if isinstance(pool, solo_pool.TaskPool):
+                threading.Thread(
+                    target=_listen_for_revokes,
+                    args=(worker.app, worker.hostname, state),
+                    name="stoppable-revoke-listener",
+                    daemon=True,
+                ).start()
             _log.info(
                 "stoppable guards tasks on the %s pool (time limits, revoke terminate%s)",
                 type(pool).__module__.rsplit(".", 1)[-1],
@@ -310,6 +363,7 @@ def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
 
         def stop(self, worker: Any) -> None:
             # Runs before the pool's stop, which waits for the running tasks.
+            state.closing.set()
             if state.enabled and state.stop_on_shutdown:
                 _log.info("worker shutdown: stopping running acks_late tasks")
                 state.stop_for_shutdown()
@@ -335,4 +389,11 @@ def install(app: celery.Celery, *, stop_on_shutdown: bool = False) -> None:
     state = _Worker(stop_on_shutdown)
     _installed.append(state)
     app.steps["worker"].add(_make_step(state))
+
+    def on_shutdown_signal(**kwargs: Any) -> None:
+        # In a signal handler: a StopEvent's set() takes locks the interrupted code may
+        # hold, so only note it (the solo pool's helper thread sets the stops).
+        state.shutdown_signalled = True
+
+    signals.worker_shutting_down.connect(on_shutdown_signal, weak=False)
     app._stoppable_installed = True
