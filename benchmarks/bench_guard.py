@@ -204,19 +204,27 @@ def speed_tables() -> list[Table]:
 # --- stop latency and deadline overshoot --------------------------------------------------
 
 
-def _blocking_calls(quiet: socket.socket) -> list[tuple[str, Callable[[], object]]]:
-    """Plain blocking calls that only a guard can end."""
+def _silent_recv() -> object:
+    """A plain ``recv`` on a blocking socket whose peer never sends.
+
+    A fresh pair each time: a connection the guard interrupted is shut down (dead).
+    """
+    a, b = socket.socketpair()
+    with a, b:
+        return a.recv(10)  # noqa: STP102 - the guard bounds it
+
+
+def _condition_wait() -> object:
     condition = threading.Condition()
+    with condition:
+        return condition.wait()  # noqa: STP100 - the guard bounds it
 
-    def condition_wait() -> object:
-        with condition:
-            return condition.wait()  # noqa: STP100 - the guard bounds it
 
-    return [
-        ("socket.recv (peer silent)", lambda: quiet.recv(10)),
-        ("threading.Condition.wait()", condition_wait),
-        ("time.sleep(60)", lambda: time.sleep(LONG)),
-    ]
+BLOCKING_CALLS: list[tuple[str, Callable[[], object]]] = [
+    ("socket.recv (peer silent)", _silent_recv),
+    ("threading.Condition.wait()", _condition_wait),
+    ("time.sleep(60)", lambda: time.sleep(LONG)),
+]
 
 
 def latency_table() -> Table:
@@ -225,17 +233,26 @@ def latency_table() -> Table:
         ["blocked in", "runs", "latency p50 / p99", "target p50 < 100 us, p99 < 1 ms"],
     )
     runs = 200
-    with _holding_server() as silent, socket.create_connection(silent, 5) as quiet:
-        quiet.settimeout(None)  # noqa: STP101 - a plain blocking socket, as clients make them
-        for name, call in _blocking_calls(quiet):
+    for name, call in BLOCKING_CALLS:
 
-            def block(stop: StopEvent, call: Callable[[], object] = call) -> object:
-                with stoppable.guard(stop=stop):
-                    return call()
+        def block(stop: StopEvent, call: Callable[[], object] = call) -> object:
+            with stoppable.guard(stop=stop):
+                return call()
 
-            samples = _latency(block, runs)
-            met = statistics.median(samples) < 100e-6 and percentile(samples, 0.99) < 1e-3
-            table.add(name, runs, p50_p99(samples), verdict(met))
+        samples = _latency(block, runs)
+        met = statistics.median(samples) < 100e-6 and percentile(samples, 0.99) < 1e-3
+        table.add(name, runs, p50_p99(samples), verdict(met))
+
+    def floor(stop: StopEvent) -> object:
+        stop.wait()  # the floor: a wait that only set() ends
+        raise stoppable.Stopped()
+
+    table.add(
+        "floor: StopEvent.wait() woken by set(), no guard",
+        runs,
+        p50_p99(_latency(floor, runs)),
+        "(reference, same run)",
+    )
     return table
 
 
@@ -246,26 +263,24 @@ def overshoot_table() -> Table:
         ["blocked in", "runs", "overshoot p50 / p99 / max", "target < 5 ms"],
     )
     runs = 50
-    with _holding_server() as silent, socket.create_connection(silent, 5) as quiet:
-        quiet.settimeout(None)  # noqa: STP101 - a plain blocking socket, as clients make them
-        for name, call in _blocking_calls(quiet):
-            samples = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                try:
-                    with stoppable.guard(timeout=timeout):
-                        call()
-                except DeadlineExceeded:
-                    samples.append(time.perf_counter() - started - timeout)
-                else:
-                    raise RuntimeError(f"{name} returned inside a guard that should end it")
-            worst = max(samples)
-            table.add(
-                name,
-                runs,
-                f"{ms(statistics.median(samples))} / {ms(percentile(samples, 0.99))} / {ms(worst)}",
-                verdict(percentile(samples, 0.99) < 5e-3),
-            )
+    for name, call in BLOCKING_CALLS:
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            try:
+                with stoppable.guard(timeout=timeout):
+                    call()
+            except DeadlineExceeded:
+                samples.append(time.perf_counter() - started - timeout)
+            else:
+                raise RuntimeError(f"{name} returned inside a guard that should end it")
+        worst = max(samples)
+        table.add(
+            name,
+            runs,
+            f"{ms(statistics.median(samples))} / {ms(percentile(samples, 0.99))} / {ms(worst)}",
+            verdict(percentile(samples, 0.99) < 5e-3),
+        )
     table.notes.append("Measured on a machine that may not be idle: the target is for an idle one.")
     return table
 

@@ -25,9 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import requests
+import requests.auth
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, guard, net, queues
+from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, guard, http, net, queues, sync
 from stoppable._guard import _install
 from stoppable._netio import _switched
 
@@ -65,6 +67,18 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     yield a, b
     a.close()
     b.close()
+
+
+def run_script(script: str) -> str:
+    """Run ``script`` in a fresh interpreter (nothing installed yet); its output."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=LONG,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def stopped_in_guard(block: Callable[[], object], reason: str = "shutdown") -> BaseException:
@@ -139,13 +153,7 @@ def test_import_installs_nothing() -> None:
         assert socket.getaddrinfo.__module__ == "socket"
         print("clean")
     """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        timeout=LONG,
-    )
-    assert result.stdout.strip() == "clean", result.stderr
+    assert run_script(script) == "clean"
 
 
 def test_socket_methods_are_installed_only_while_a_guard_is_open() -> None:
@@ -406,19 +414,29 @@ def test_unguarded_threads_see_no_change_while_a_guard_is_open(
     stop = StopEvent()
     guarded, outcome = start_call(lambda: _sleep_in_guard(stop))
     wait_until_blocked(guarded)
-    assert _install.is_installed()
-    # This thread is outside every guard: the stop and the patches change nothing here.
-    stop.set("only the guarded thread")
-    assert outcome.done.wait(WAKE_BOUND)
-    a.settimeout(SHORT)
-    with pytest.raises(TimeoutError) as info:
-        a.recv(1)
-    assert type(info.value) is TimeoutError
-    cond = threading.Condition()
-    with cond:
-        assert cond.wait(0.01) is False
-    b.sendall(b"x")
-    assert a.recv(1) == b"x"
+    try:
+        assert _install.is_installed()
+        # This thread is outside every guard: its calls behave as the standard
+        # library's, timeouts and errors included.
+        a.settimeout(SHORT)
+        with pytest.raises(TimeoutError) as info:
+            a.recv(1)
+        assert type(info.value) is TimeoutError
+        assert str(info.value) == "timed out"
+        a.settimeout(None)
+        cond = threading.Condition()
+        with cond:
+            assert cond.wait(0.01) is False
+        started = time.monotonic()
+        time.sleep(0.02)
+        assert time.monotonic() - started >= 0.02
+        b.sendall(b"x")
+        assert a.recv(1) == b"x"
+        assert select.select([a], [], [], 0.01) == ([], [], [])
+    finally:
+        stop.set("only the guarded thread")
+        assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped)
 
 
 def _sleep_in_guard(stop: StopEvent) -> None:
@@ -785,13 +803,7 @@ def test_references_captured_before_the_first_guard_are_rebound() -> None:
         Later().nap(0)
         print("rebound")
     """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        timeout=LONG,
-    )
-    assert result.stdout.strip() == "rebound", result.stderr
+    assert run_script(script) == "rebound"
 
 
 def test_stopped_waits_leak_no_descriptor_or_callback() -> None:
@@ -811,3 +823,101 @@ def test_stopped_waits_leak_no_descriptor_or_callback() -> None:
     gc.collect()
     assert open_fds() <= before
     assert stop._callback_count() == 0
+
+
+# --- options elsewhere: a worker's whole body inside a guard ----------------------------------
+
+
+def test_sync_thread_with_guard_stops_a_plain_wait() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    thread = sync.Thread(target=lambda stop: q.get(), guard=True)  # noqa: STP100 - in a guard
+    thread.start()
+    wait_until_blocked(thread)
+    started = time.monotonic()
+    thread.stop_and_join(timeout=WAKE_BOUND, reason="bye")
+    assert time.monotonic() - started < WAKE_BOUND
+    assert isinstance(thread.stopped, Stopped)
+    assert thread.stopped.reason == "bye"
+    with pytest.raises(TypeError, match="guard"):
+        sync.Thread(target=print, guard=1)  # type: ignore[arg-type]
+
+
+def test_executor_with_guard_stops_tasks_that_know_nothing_of_stoppable() -> None:
+    executor = futures.ThreadPoolExecutor(1, guard=True)
+    task = executor.submit(time.sleep, LONG)
+    wait_until(task.running)
+    [worker] = executor._threads
+    wait_until_blocked(worker)
+    started = time.monotonic()
+    executor.shutdown(stop=True, timeout=WAKE_BOUND)
+    assert time.monotonic() - started < WAKE_BOUND
+    assert isinstance(task.exception(), Stopped)
+    plain = futures.ThreadPoolExecutor(1)
+    try:
+        assert plain.submit(lambda: threading.current_thread().name).result(LONG)
+    finally:
+        plain.shutdown(timeout=LONG)
+
+
+def test_http_with_guard_bounds_foreign_code_during_the_request() -> None:
+    class SlowAuth(requests.auth.AuthBase):
+        """An auth object that fetches a token with a client that knows no deadline."""
+
+        def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+            time.sleep(LONG)  # stands for a token fetch through another client
+            return request
+
+    with serving(echo) as server:
+        url = f"http://{server.host}:{server.port}/"
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.Timeout):
+            http.get(url, timeout=SHORT, auth=SlowAuth(), guard=True)
+        assert time.monotonic() - started < SHORT + WAKE_BOUND
+        stop = StopEvent()
+        with http.Session(stop=stop, timeout=LONG, guard=True) as session:
+            threading.Timer(SHORT, stop.set, args=("bye",)).start()
+            with pytest.raises(Stopped, match="bye"):
+                session.get(url, auth=SlowAuth())
+        with pytest.raises(TypeError, match="guard"):
+            http.Session(guard="yes")  # type: ignore[arg-type]
+
+
+def test_install_keep_sockets_reaches_methods_bound_outside_any_guard() -> None:
+    script = """
+        import socket, threading, time
+        import stoppable
+
+        a, b = socket.socketpair()
+        recv = a.recv  # bound outside any guard: the C method, unless kept installed
+        stoppable.guard.install(keep_sockets=True)
+        recv = a.recv
+        with stoppable.guard(timeout=60):
+            pass
+        assert "recv" in vars(socket.socket), "removed although kept"
+        stop = stoppable.StopEvent()
+        threading.Timer(0.2, stop.set).start()
+        started = time.monotonic()
+        try:
+            with stoppable.guard(stop=stop):
+                recv(1)
+        except stoppable.Stopped:
+            pass
+        assert time.monotonic() - started < 10
+        print("kept")
+    """
+    assert run_script(script) == "kept"
+
+
+def test_a_refused_retry_is_chained_to_the_first_interruption(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, _ = pair
+    with pytest.raises(DeadlineExceeded) as info, guard(timeout=SHORT) as g:
+        with contextlib.suppress(TimeoutError):
+            a.recv(1)
+        time.sleep(1.0)  # the backoff, refused at once
+    first = g.interrupted
+    assert first is not None
+    assert "recv" in str(first)
+    assert "sleep" in str(info.value)
+    assert info.value.__cause__ is first

@@ -44,7 +44,9 @@ class Worker:
             ready, _, _ = select.select([self.popen.stdout], [], [], deadline - time.monotonic())
             assert ready, f"the worker printed only {self.lines}"
             line = self.popen.stdout.readline()
-            assert line, f"the worker ended early: {self.lines}, {self.popen.stderr}"
+            if not line:  # it ended: its stderr is complete
+                assert self.popen.stderr is not None
+                raise AssertionError(f"the worker ended: {self.lines}\n{self.popen.stderr.read()}")
             self.lines.append(line.rstrip("\n"))
         return [line for line in self.lines if wanted(line)]
 

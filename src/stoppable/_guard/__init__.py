@@ -23,7 +23,7 @@ from .._limits import StopLike, _current_scope, _ScopeState, scope
 from . import _install
 from ._state import Record, active
 
-__all__ = ["guard"]
+__all__ = ["guard", "reach"]
 
 _monotonic = time.monotonic
 
@@ -72,6 +72,23 @@ class guard:  # a context manager used like a function, as scope is
         self._record = Record()
         self._token: object = None
         self._entered = False
+
+    @staticmethod
+    def install(*, keep_sockets: bool = False) -> None:
+        """Install now what the first guard would install (it is idempotent).
+
+        Early, at start-up, so that references to ``time.sleep`` and friends are
+        rebound before anything else captures them in an unusual place. With
+        ``keep_sockets=True``, the socket and TLS methods also stay installed for
+        good, instead of only while a guard is open: bound methods taken at any time
+        (``recv = sock.recv``) are then reached too, for a small cost on every socket
+        call outside a guard (see ``docs/guard.md``).
+        """
+        if not isinstance(keep_sockets, bool):
+            raise TypeError(f"keep_sockets must be a bool, got {keep_sockets!r}")
+        _install.install_permanent()
+        if keep_sockets:
+            _install.keep()
 
     @property
     def deadline(self) -> float | None:
@@ -140,3 +157,37 @@ class guard:  # a context manager used like a function, as scope is
                 f"the stoppable.guard's deadline{budget} passed", timeout=state.timeout
             )
         return None
+
+
+class reach:  # a context manager used like a function, as guard is
+    """Reach foreign blocking calls with the limits already in force, and nothing more.
+
+    For a family that installs its own scope state below (``stoppable.http``'s budget):
+    the block's foreign calls honour that state as a guard's would, while the family
+    keeps its own errors (no exit rules here). Used inside such a state only.
+    """
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token: object = None
+
+    def __enter__(self) -> reach:
+        _install.acquire()
+        try:
+            self._token = active.set(Record())
+        except BaseException:
+            _install.release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            active.reset(self._token)  # type: ignore[arg-type]
+        finally:
+            _install.release()

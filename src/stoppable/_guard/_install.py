@@ -43,6 +43,7 @@ __all__ = [
     "acquire",
     "install_permanent",
     "is_installed",
+    "keep",
     "permanent",
     "rebind",
     "release",
@@ -142,6 +143,19 @@ def release() -> None:
         if _open == 0:
             for patch in reversed(_while_open):
                 patch.revert()
+
+
+_kept = False
+
+
+def keep() -> None:
+    """Keep the while-open patches installed for good (``guard.install(keep_sockets=True)``)."""
+    global _kept
+    with _lock:
+        if _kept:
+            return
+        _kept = True
+    acquire()  # a hold that is never released
 
 
 def is_installed() -> bool:

@@ -38,8 +38,8 @@ from typing import Any
 
 from .. import _netio, _resolve
 from .._errors import DeadlineExceeded, Stopped
-from .._limits import Limits
-from .._netio import POLLIN, POLLOUT, RetryLater
+from .._limits import Limits, _current_scope
+from .._netio import DONTWAIT, POLLIN, POLLOUT, RetryLater
 from ._install import Patch, wraps_all
 from ._state import (
     FOREVER,
@@ -68,6 +68,11 @@ _SOCKET_SENDFILE = socket.socket.sendfile
 _STREAM = int(socket.SOCK_STREAM)
 _SHUT_RDWR = socket.SHUT_RDWR
 _monotonic = __import__("time").monotonic
+_PLAIN = socket.socket
+_FAST = bool(DONTWAIT)  # MSG_DONTWAIT exists (Linux): the hot path needs no mode switch
+_C_RECV = _C.recv
+_C_RECV_INTO = _C.recv_into
+_C_SEND = _C.send
 
 Op = Callable[[Any, int], Any]
 
@@ -198,98 +203,128 @@ def _sockaddr(sock: socket.socket, address: Any, call: Limits) -> Any:
 # --- the replacements for socket.socket ------------------------------------------------
 
 
+def _fired() -> bool:
+    """Whether the guard's stop is set or its deadline passed (the fast path's check)."""
+    state = _current_scope.get()
+    if state is None:  # pragma: no cover - a guard always sets a scope
+        return False
+    for stop in state.stops:
+        if stop.is_set():
+            return True
+    deadline = state.deadline
+    return deadline is not None and deadline <= _monotonic()
+
+
+# The hot path inside a guard, for recv/recv_into/send/sendall: a plain socket in
+# blocking mode, tried once with MSG_DONTWAIT before anything is allocated; the engine
+# (``_run``) only when that try would block, or when the guard has fired (it raises).
+
+
 def recv(self: socket.socket, bufsize: int, flags: int = 0) -> Any:
     record = active.get()
-
-    def op(t: Any, x: int) -> bytes:
-        return _C.recv(_raw(t), bufsize, flags | x)
-
     if record is None:
         if _switched and id(self) in _switched:
-            return _unguarded(
-                self, lambda t, x: _C.recv(_raw(t), bufsize, flags | x), POLLIN, "recv"
-            )
-        return _C.recv(self, bufsize, flags)
-    return _run(self, record, lambda t, x: _C.recv(_raw(t), bufsize, flags | x), POLLIN, "recv")
+            return _unguarded(self, _recv_op(bufsize, flags), POLLIN, "recv")
+        return _C_RECV(self, bufsize, flags)
+    if self.__class__ is _PLAIN and self.gettimeout() is None and _FAST and not _fired():
+        try:
+            return _C_RECV(self, bufsize, flags | DONTWAIT)
+        except BlockingIOError:
+            pass
+    return _run(self, record, _recv_op(bufsize, flags), POLLIN, "recv")
+
+
+def _recv_op(bufsize: int, flags: int) -> Op:
+    return lambda t, x: _C_RECV(_raw(t), bufsize, flags | x)
 
 
 def recv_into(self: socket.socket, buffer: Any, nbytes: int = 0, flags: int = 0) -> Any:
     record = active.get()
-
-    def op(t: Any, x: int) -> int:
-        return _C.recv_into(_raw(t), buffer, nbytes, flags | x)
-
     if record is None:
         if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "recv_into")
-        return _C.recv_into(self, buffer, nbytes, flags)
-    return _run(self, record, op, POLLIN, "recv_into")
+            return _unguarded(self, _recv_into_op(buffer, nbytes, flags), POLLIN, "recv_into")
+        return _C_RECV_INTO(self, buffer, nbytes, flags)
+    if self.__class__ is _PLAIN and self.gettimeout() is None and _FAST and not _fired():
+        try:
+            return _C_RECV_INTO(self, buffer, nbytes, flags | DONTWAIT)
+        except BlockingIOError:
+            pass
+    return _run(self, record, _recv_into_op(buffer, nbytes, flags), POLLIN, "recv_into")
+
+
+def _recv_into_op(buffer: Any, nbytes: int, flags: int) -> Op:
+    return lambda t, x: _C_RECV_INTO(_raw(t), buffer, nbytes, flags | x)
 
 
 def recvfrom(self: socket.socket, bufsize: int, flags: int = 0) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _C.recvfrom(self, bufsize, flags)
 
     def op(t: Any, x: int) -> Any:
         return _C.recvfrom(_raw(t), bufsize, flags | x)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "recvfrom")
-        return _C.recvfrom(self, bufsize, flags)
+        return _unguarded(self, op, POLLIN, "recvfrom")
     return _run(self, record, op, POLLIN, "recvfrom")
 
 
 def recvfrom_into(self: socket.socket, buffer: Any, nbytes: int = 0, flags: int = 0) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _C.recvfrom_into(self, buffer, nbytes, flags)
 
     def op(t: Any, x: int) -> Any:
         return _C.recvfrom_into(_raw(t), buffer, nbytes, flags | x)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "recvfrom_into")
-        return _C.recvfrom_into(self, buffer, nbytes, flags)
+        return _unguarded(self, op, POLLIN, "recvfrom_into")
     return _run(self, record, op, POLLIN, "recvfrom_into")
 
 
 def recvmsg(self: socket.socket, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _C.recvmsg(self, bufsize, ancbufsize, flags)
 
     def op(t: Any, x: int) -> Any:
         return _C.recvmsg(_raw(t), bufsize, ancbufsize, flags | x)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "recvmsg")
-        return _C.recvmsg(self, bufsize, ancbufsize, flags)
+        return _unguarded(self, op, POLLIN, "recvmsg")
     return _run(self, record, op, POLLIN, "recvmsg")
 
 
 def recvmsg_into(self: socket.socket, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
     record = active.get()
     buffers = list(buffers)  # an iterator would be spent by the first try
+    if record is None and not (_switched and id(self) in _switched):
+        return _C.recvmsg_into(self, buffers, ancbufsize, flags)
 
     def op(t: Any, x: int) -> Any:
         return _C.recvmsg_into(_raw(t), buffers, ancbufsize, flags | x)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "recvmsg_into")
-        return _C.recvmsg_into(self, buffers, ancbufsize, flags)
+        return _unguarded(self, op, POLLIN, "recvmsg_into")
     return _run(self, record, op, POLLIN, "recvmsg_into")
 
 
 def send(self: socket.socket, data: Any, flags: int = 0) -> Any:
     record = active.get()
-
-    def op(t: Any, x: int) -> int:
-        return _C.send(_raw(t), data, flags | x)
-
     if record is None:
         if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLOUT, "send")
-        return _C.send(self, data, flags)
-    return _run(self, record, op, POLLOUT, "send")
+            return _unguarded(self, _send_op(data, flags), POLLOUT, "send")
+        return _C_SEND(self, data, flags)
+    if self.__class__ is _PLAIN and self.gettimeout() is None and _FAST and not _fired():
+        try:
+            return _C_SEND(self, data, flags | DONTWAIT)
+        except BlockingIOError:
+            pass
+    return _run(self, record, _send_op(data, flags), POLLOUT, "send")
+
+
+def _send_op(data: Any, flags: int) -> Op:
+    return lambda t, x: _C_SEND(_raw(t), data, flags | x)
 
 
 class _SendAll:
@@ -297,28 +332,44 @@ class _SendAll:
 
     __slots__ = ("flags", "sent", "view")
 
-    def __init__(self, view: memoryview, flags: int) -> None:
+    def __init__(self, view: memoryview, flags: int, sent: int = 0) -> None:
         self.view = view
         self.flags = flags
-        self.sent = 0
+        self.sent = sent
 
     def __call__(self, target: Any, extra: int) -> None:
         raw, view, flags = _raw(target), self.view, self.flags | extra
         total = len(view)
         while self.sent < total:
-            self.sent += _C.send(raw, view[self.sent :], flags)
+            self.sent += _C_SEND(raw, view[self.sent :], flags)
 
 
 def sendall(self: socket.socket, data: Any, flags: int = 0) -> None:
     record = active.get()
     if record is None and not (_switched and id(self) in _switched):
         return _C.sendall(self, data, flags)
+    sent = 0
+    if (
+        record is not None
+        and data.__class__ is bytes
+        and self.__class__ is _PLAIN
+        and self.gettimeout() is None
+        and _FAST
+        and not _fired()
+    ):
+        try:  # the common case, whole in one send: nothing allocated
+            sent = _C_SEND(self, data, flags | DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return None
     with memoryview(data) as view, view.cast("B") as flat:
-        op = _SendAll(flat, flags)
+        op = _SendAll(flat, flags, sent)
         if record is None:
             _unguarded(self, op, POLLOUT, "sendall")
         else:
             _run(self, record, op, POLLOUT, "sendall")
+    return None
 
 
 def sendto(self: socket.socket, data: Any, *args: Any) -> Any:
@@ -346,7 +397,11 @@ def sendmsg(
     self: socket.socket, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None
 ) -> Any:
     record = active.get()
-    buffers, ancdata = list(buffers), list(ancdata)
+    if record is None and not (_switched and id(self) in _switched):
+        if address is None:
+            return _C.sendmsg(self, buffers, ancdata, flags)
+        return _C.sendmsg(self, buffers, ancdata, flags, address)
+    buffers, ancdata = list(buffers), list(ancdata)  # iterators would be spent by a try
 
     def op(t: Any, x: int) -> int:
         if address is None:
@@ -354,9 +409,7 @@ def sendmsg(
         return _C.sendmsg(_raw(t), buffers, ancdata, flags | x, address)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLOUT, "sendmsg")
-        return op(self, 0)
+        return _unguarded(self, op, POLLOUT, "sendmsg")
     return _run(self, record, op, POLLOUT, "sendmsg")
 
 
@@ -443,14 +496,14 @@ def connect_ex(self: socket.socket, address: Any) -> Any:
 
 def _accept(self: socket.socket) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _C._accept(self)  # type: ignore[attr-defined]
 
     def op(t: Any, x: int) -> Any:
         return _C._accept(_raw(t))  # type: ignore[attr-defined]
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "accept", flags_ok=False)
-        return _C._accept(self)  # type: ignore[attr-defined]
+        return _unguarded(self, op, POLLIN, "accept", flags_ok=False)
     # A listening socket is not a connection: an interrupted accept leaves it usable.
     return _run(self, record, op, POLLIN, "accept", flags_ok=False, kill=False)
 
@@ -469,56 +522,56 @@ def sendfile(self: socket.socket, file: Any, offset: int = 0, count: int | None 
 
 def tls_read(self: ssl.SSLSocket, len: int = 1024, buffer: Any = None) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _SSL_READ(self, len, buffer)
 
     def op(t: Any, x: int) -> Any:
         return _SSL_READ(t, len, buffer)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "read", own_error=_tls_timed_out("read"))
-        return _SSL_READ(self, len, buffer)
+        return _unguarded(self, op, POLLIN, "read", own_error=_tls_timed_out("read"))
     return _run(self, record, op, POLLIN, "TLS read", own_error=_tls_timed_out("read"))
 
 
 def tls_write(self: ssl.SSLSocket, data: Any) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _SSL_WRITE(self, data)
 
     def op(t: Any, x: int) -> int:
         return _SSL_WRITE(t, data)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLOUT, "write", own_error=_tls_timed_out("write"))
-        return _SSL_WRITE(self, data)
+        return _unguarded(self, op, POLLOUT, "write", own_error=_tls_timed_out("write"))
     return _run(self, record, op, POLLOUT, "TLS write", own_error=_tls_timed_out("write"))
 
 
 def tls_send(self: ssl.SSLSocket, data: Any, flags: int = 0) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _SSL_SEND(self, data, flags)
 
     def op(t: Any, x: int) -> int:
         return _SSL_SEND(t, data, flags)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLOUT, "send", own_error=_tls_timed_out("write"))
-        return _SSL_SEND(self, data, flags)
+        return _unguarded(self, op, POLLOUT, "send", own_error=_tls_timed_out("write"))
     return _run(self, record, op, POLLOUT, "TLS send", own_error=_tls_timed_out("write"))
 
 
 def tls_do_handshake(self: ssl.SSLSocket, block: bool = False) -> None:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        _SSL_HANDSHAKE(self, block)
+        return
 
     def op(t: Any, x: int) -> None:
         _SSL_HANDSHAKE(t)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            _unguarded(
-                self, op, POLLIN, "handshake", flags_ok=False, own_error=_tls_timed_out("handshake")
-            )
-            return
-        _SSL_HANDSHAKE(self, block)
+        _unguarded(
+            self, op, POLLIN, "handshake", flags_ok=False, own_error=_tls_timed_out("handshake")
+        )
         return
     own = _own_timeout(self)
     if own == 0.0 and block:
@@ -537,14 +590,14 @@ def tls_do_handshake(self: ssl.SSLSocket, block: bool = False) -> None:
 
 def tls_unwrap(self: ssl.SSLSocket) -> Any:
     record = active.get()
+    if record is None and not (_switched and id(self) in _switched):
+        return _SSL_UNWRAP(self)
 
     def op(t: Any, x: int) -> socket.socket:
         return _SSL_UNWRAP(t)
 
     if record is None:
-        if _switched and id(self) in _switched:
-            return _unguarded(self, op, POLLIN, "unwrap", flags_ok=False)
-        return _SSL_UNWRAP(self)
+        return _unguarded(self, op, POLLIN, "unwrap", flags_ok=False)
     return _run(self, record, op, POLLIN, "TLS unwrap", flags_ok=False)
 
 
