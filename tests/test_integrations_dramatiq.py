@@ -361,3 +361,33 @@ def test_an_async_actor_is_cancelled_at_its_await(stop_by: str) -> None:
     assert isinstance(outcome[0], asyncio.CancelledError)
     expected = integration.TimeLimitExceeded if stop_by == "time limit" else integration.Shutdown
     assert isinstance(ended[0], expected)
+
+
+def test_without_retries_a_message_stopped_by_the_shutdown_is_enqueued_again(
+    redis_server: RedisServer,
+) -> None:
+    # Without Retries, Dramatiq acks a failed message as done: the stopped one would
+    # be lost, so the middleware enqueues it again first.
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=redis_server.url,
+        namespace=redis_server.key("no-retries"),
+        middleware=[DramatiqTimeLimit(), ShutdownNotifications()],
+    )
+    integration.install(broker)
+    entered = threading.Event()
+
+    @dramatiq.actor(broker=broker)
+    def sleeper() -> None:
+        entered.set()
+        time.sleep(LONG)
+
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    sent = sleeper.send()
+    assert entered.wait(LONG)
+    worker.stop(timeout=int(LONG * 1000))
+    consumer = broker.consume("default", timeout=100)
+    again = next(message for message in consumer if message is not None)
+    assert again.message_id == sent.message_id
+    consumer.close()
+    broker.close()
