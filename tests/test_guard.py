@@ -921,3 +921,18 @@ def test_a_refused_retry_is_chained_to_the_first_interruption(
     assert "recv" in str(first)
     assert "sleep" in str(info.value)
     assert info.value.__cause__ is first
+
+
+def test_a_connection_interrupted_before_it_was_made_is_closed() -> None:
+    with FullBacklog() as full:
+        sock = socket.socket()
+        stopped_in_guard(lambda: sock.connect(full.address))  # noqa: STP102 - in a guard
+        assert sock.fileno() == -1  # closed: create_connection would leave it to the GC
+    with serving(silent) as server:
+        raw = socket.create_connection(server.address, timeout=LONG)
+        raw.settimeout(None)  # noqa: STP101 - the guard bounds it
+        tls_sock = tls().client.wrap_socket(
+            raw, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        stopped_in_guard(lambda: tls_sock.do_handshake())
+        assert tls_sock.fileno() == -1

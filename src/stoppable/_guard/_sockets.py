@@ -17,7 +17,9 @@ TLS messages for TLS); the guard's raises ``DeadlineExceeded`` (also
 A connection interrupted by the guard is dead: its stream socket is shut down (not
 closed: the descriptor stays the client's), so the next read sees end-of-file and the
 next write ``BrokenPipeError``, and every client reconnects instead of reading the
-previous request's late reply. A non-blocking socket (timeout ``0``) is used as it is.
+previous request's late reply. One interrupted before it was made (``connect``, a TLS
+handshake) is closed too: nobody can use it, and the standard library would leave it
+to the garbage collector on ``Stopped``. A non-blocking socket (timeout ``0``) is used as it is.
 
 A TLS socket is switched to non-blocking for the length of a guarded call (OpenSSL has
 no per-call flag). So that a thread *not* in a guard, using the same socket at that
@@ -115,6 +117,7 @@ def _run(
     *,
     flags_ok: bool = True,
     kill: bool = True,
+    close: bool = False,
     own: float | bool | None = False,
     own_error: Callable[[], BaseException] = _timed_out,
     address: Any = None,
@@ -148,7 +151,15 @@ def _run(
         raise own_error() from None
     except (Stopped, DeadlineExceeded) as exc:
         note(record, exc)
-        if kill:
+        if close:
+            # A connection interrupted before it was made (connect, TLS handshake) is
+            # useless to its owner, and the standard library closes its half-made
+            # sockets only on OSError (socket.create_connection, SSLSocket's
+            # handshake on wrap): closed here, it is not left to the garbage collector.
+            _kill(sock)
+            with contextlib.suppress(OSError):
+                sock.close()
+        elif kill:
             _kill(sock)
         raise
 
@@ -461,6 +472,7 @@ def connect(self: socket.socket, address: Any) -> None:
         POLLOUT,
         "connect",
         flags_ok=False,
+        close=True,
         address=address,
         resolve=lambda sockaddr: _connect_op(sockaddr, False),
     )
@@ -485,6 +497,7 @@ def connect_ex(self: socket.socket, address: Any) -> Any:
             POLLOUT,
             "connect_ex",
             flags_ok=False,
+            close=True,
             address=address,
             resolve=lambda sockaddr: _connect_op(sockaddr, True),
         )
@@ -583,6 +596,7 @@ def tls_do_handshake(self: ssl.SSLSocket, block: bool = False) -> None:
         POLLIN,
         "TLS handshake",
         flags_ok=False,
+        close=True,
         own=own,
         own_error=_tls_timed_out("handshake"),
     )
