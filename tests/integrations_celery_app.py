@@ -110,3 +110,12 @@ def blocked(task_id: str, how: str, port: int) -> None:
 def job(task_id: str, how: str, port: int) -> None:
     """Blocks until the test releases the jobs; requeued if a shutdown stops it."""
     _run(task_id, how, port)
+
+
+@app.task(time_limit=0.5, acks_late=True, acks_on_failure_or_timeout=False)  # type: ignore[untyped-decorator]
+def requeued(task_id: str, how: str, port: int) -> None:
+    """Stopped by its time limit on the first run, its message requeued; finishes next."""
+    _records.rpush(key("started"), task_id)
+    if _records.incr(key(f"tries:{task_id}")) == 1:
+        _block(how, port)
+    _records.incr(key(f"finished:{task_id}"))

@@ -130,6 +130,19 @@ def test_time_limit_ends_each_kind_of_blocked_call(
     assert "hard time limit (0.5 s) exceeded" in worker.log()
 
 
+def test_an_acks_late_task_past_its_limit_is_requeued_when_celery_says_so(
+    make_app: Callable[..., App], silent_server: LoopbackServer
+) -> None:
+    # acks_late with acks_on_failure_or_timeout=False: Celery rejects a timed-out
+    # task's message with requeue, so it runs again (and finishes, the second time).
+    app = make_app()
+    worker = app.worker()
+    app.send("requeued", "again", "recv", silent_server.port)
+    app.records.wait_finished(["again"], worker)
+    assert app.records.started() == ["again", "again"]
+    assert app.records.finished("again") == 1
+
+
 def test_soft_and_global_time_limits(
     make_app: Callable[..., App], silent_server: LoopbackServer
 ) -> None:
