@@ -36,7 +36,10 @@ three, by running each task inside ``stoppable.guard``::
 
 Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
 Limits: computation in pure Python is not interrupted (no blocking call to end); C
-extensions doing their own I/O are not reached (see ``stoppable.guard``).
+extensions doing their own I/O are not reached (see ``stoppable.guard``); the task
+ends at its soft limit when it has one (the time between the soft and the hard limit
+is not given to it); ``revoke_by_stamped_headers(terminate=True)`` marks the task
+revoked as Celery does but does not stop it.
 """
 
 from __future__ import annotations
