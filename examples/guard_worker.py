@@ -16,7 +16,8 @@ guards make them bounded and stoppable, unchanged:
 - ``with stoppable.guard(timeout=--deadline, stop=stop):`` around the upload: an
   upload that outlasts the deadline ends with ``DeadlineExceeded`` (botocore's
   retries included) and its job goes back in the list; a SIGTERM ends it at once,
-  and its job goes back too.
+  and its job goes back once every worker has stopped (so that no worker still in
+  BLPOP takes it).
 
 ``stoppable.process.stop_on_signals`` turns SIGTERM/SIGINT into ``stop.set()``. Every worker
 prints where the stop found it and how long after the signal it had stopped; the
@@ -149,6 +150,7 @@ class Tally:
 
     done: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # by the stop, mid-upload
     stopped: dict[str, str] = field(default_factory=dict)  # worker -> where it was
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,7 +164,8 @@ def _text(value: bytes | str) -> str:
 
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    sys.stdout.write(line + "\n")  # one write: threads' lines never interleave
+    sys.stdout.flush()
 
 
 def requeue(client: redis.Redis, job: str) -> None:
@@ -201,8 +204,7 @@ def work(
             tally.note("requeued", job)
             continue
         except Stopped:
-            requeue(client, job)
-            tally.note("requeued", job)
+            tally.note("interrupted", job)  # requeued once every worker has stopped
             tally.stopped[name] = f"uploading {job} (botocore put_object)"
             return
         say(f"{name} uploaded {job} in {time.monotonic() - started:.2f} s")
@@ -232,17 +234,27 @@ def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
     tally = Tally()
     signals = stop_on_signals()
     with signals as stop:
-        threads = []
-        for index in range(args.workers):
-            name = f"w{index}"
-            client = redis.Redis.from_url(redis_url)  # no socket timeout: the guards bound it
-            thread = threading.Thread(
+        # One botocore client for every thread (they are thread-safe, and slow to build);
+        # a redis-py client each, so that each BLPOP has its own connection.
+        s3 = s3_client(stand_in.url)
+        threads = [
+            threading.Thread(
                 target=work,
-                args=(name, stop, client, s3_client(stand_in.url), args.deadline, tally),
-                name=name,
+                args=(
+                    f"w{index}",
+                    stop,
+                    # No socket timeout (redis-py's default is 5 s): the guards bound it.
+                    redis.Redis.from_url(redis_url, socket_timeout=None),
+                    s3,
+                    args.deadline,
+                    tally,
+                ),
+                name=f"w{index}",
             )
+            for index in range(args.workers)
+        ]
+        for thread in threads:
             thread.start()
-            threads.append(thread)
         say(f"ready: {args.workers} workers, {args.jobs} jobs, pid {os.getpid()}")
         stop.wait()  # a worker runs until SIGTERM/SIGINT, by design
         signalled_at = signals.received_at or time.monotonic()
@@ -251,6 +263,10 @@ def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
             say(f"{thread.name} stopped after {(time.monotonic() - signalled_at) * 1000:.1f} ms")
     for name, where in sorted(tally.stopped.items()):
         say(f"{name} was {where}")
+    # Only now: a worker still blocked in BLPOP could have taken a job pushed earlier.
+    for job in tally.interrupted:
+        requeue(feeder, job)
+        tally.note("requeued", job)
     stand_in.close()
     with stoppable.guard(timeout=LONG):
         queued = [_text(item) for item in feeder.lrange(QUEUE, 0, -1)]
