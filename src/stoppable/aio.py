@@ -296,7 +296,7 @@ class Executor(_futures.ThreadPoolExecutor):
         *,
         parent: StopEvent | None = None,
         task_timeout: float | None = None,
-        shutdown_timeout: float | None = 5.0,
+        shutdown_timeout: float = 5.0,
     ) -> None:
         self.task_timeout = (
             None if task_timeout is None else validate_timeout(task_timeout, "task_timeout")
@@ -310,12 +310,8 @@ class Executor(_futures.ThreadPoolExecutor):
             parent=parent,
             shutdown_timeout=shutdown_timeout,
         )
-        self.shutdown_timeout = (
-            None
-            if shutdown_timeout is None
-            else validate_timeout(shutdown_timeout, "shutdown_timeout")
-        )
-        """How long ``shutdown()`` waits for the threads (``None``: as long as they take)."""
+        self.shutdown_timeout = self._stoppable_shutdown_timeout
+        """How long ``shutdown()`` without a ``timeout`` waits for the threads."""
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
@@ -351,9 +347,13 @@ class Executor(_futures.ThreadPoolExecutor):
         still running then are logged as a warning and left running. An explicit
         ``timeout`` raises ``ShutdownDeadline`` instead.
         """
-        if timeout is not None or not wait or self.shutdown_timeout is None:
+        if timeout is not None or not wait:
             super().shutdown(
-                wait, cancel_futures=cancel_futures, stop=stop, timeout=timeout, reason=reason
+                wait,
+                cancel_futures=cancel_futures,
+                stop=stop,
+                timeout=self.shutdown_timeout if timeout is None else timeout,
+                reason=reason,
             )
             return
         try:
