@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test test-all venvs-all demo bench compat lint typecheck clean lint-corpus lint-sample
+.PHONY: test test-all venvs-all demo bench compat lint typecheck services clean lint-corpus lint-sample
 
 # `make test-all`: the test suite on every supported Python, each in its own venv
 # (.venv-3.10 ...), from pyenv. A missing interpreter fails, it is not skipped. ruff
@@ -37,7 +37,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Servers the tests start themselves need their binaries: redis-server (Debian's
+# package) for tests/redis_server.py. Installed only when missing, and only as root.
+services:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+		else \
+			echo "redis-server is missing: run 'apt-get install -y redis-server' as root" >&2; \
+			exit 1; \
+		fi; }
+
+test: lint typecheck services
 	$(BIN)/python -m pytest
 
 # One venv per interpreter: .venv-3.10 for 3.10.13, and so on.

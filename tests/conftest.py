@@ -8,7 +8,10 @@ import pytest
 
 import stoppable
 
+from .redis_server import redis_server
 from .support import LONG
+
+__all__ = ["fast_polling", "no_polling", "redis_server"]  # redis_server: for every test file
 
 
 @pytest.fixture

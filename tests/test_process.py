@@ -84,6 +84,12 @@ def my_children() -> list[tuple[int, str, str]]:
     return found
 
 
+def my_child_commands() -> list[tuple[int, str]]:
+    """This process's children as (pid, command line): which exist, not their state
+    (a long-lived child such as the session's redis-server may be running or asleep)."""
+    return [(pid, cmdline) for pid, _state, cmdline in my_children()]
+
+
 def gone(pid: int) -> bool:
     """Whether ``pid`` has been reaped (not even a zombie is left)."""
     return not Path(f"/proc/{pid}").exists()
@@ -105,10 +111,10 @@ def stop_when_ready(stop: StopEvent, ready: Path, reason: str = "test") -> float
     [(None, TypeError), (-1, ValueError), (float("nan"), ValueError), (True, TypeError)],
 )
 def test_bad_timeout_is_refused_before_anything_happens(timeout: Any, error: type) -> None:
-    before = my_children()
+    before = my_child_commands()
     with pytest.raises(error, match="timeout"):
         process.run([PY, "-c", "pass"], timeout=timeout)
-    assert my_children() == before  # nothing was started
+    assert my_child_commands() == before  # nothing was started
     with subprocess.Popen([PY, "-c", SLEEPER]) as popen:
         for call in (process.wait, process.communicate):
             with pytest.raises(error, match="timeout"):
@@ -378,10 +384,10 @@ def test_kill_after_zero_kills_at_once(ready: Path) -> None:
 def test_a_stop_already_set_starts_nothing_and_ends_a_given_child() -> None:
     stop = StopEvent()
     stop.set(reason="early")
-    before = my_children()
+    before = my_child_commands()
     with pytest.raises(Stopped, match="early"):
         process.run([PY, "-c", "pass"], timeout=LONG, stop=stop)
-    assert my_children() == before
+    assert my_child_commands() == before
     for call in (process.wait, process.communicate):
         with subprocess.Popen([PY, "-c", SLEEPER], stdout=subprocess.PIPE) as popen:
             with pytest.raises(process.ProcessStopped) as caught:

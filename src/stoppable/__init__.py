@@ -8,6 +8,8 @@ Layout: the core lives in private modules and its public names are re-exported h
 - ``_wait``: the one waiting loop every family uses (and ``sleep``, its simplest use).
 - ``_shared`` and ``_arena``: a ``StopEvent`` handed to another process stays the same
   stop there (imported here for its at-fork hook; it costs nothing until used).
+- ``_guard``: ``guard``, which bounds and stops the blocking calls of code that knows
+  nothing of stoppable (imported here, but it installs nothing until first entered).
 
 Each I/O family is a public module, loaded on first use (PEP 562) so that ``import
 stoppable`` stays light (``stoppable.http`` alone would pull in requests) while
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _shared  # noqa: F401 - its at-fork hook shares events handed to a forked Process
 from ._errors import DeadlineExceeded, Stopped
+from ._guard import guard
 from ._limits import (
     StopLike,
     checkpoint,
@@ -55,6 +58,7 @@ __all__ = [
     "Stopped",
     "checkpoint",
     "get_poll_interval",
+    "guard",
     "scope",
     "set_poll_interval",
     "sleep",

@@ -82,6 +82,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from . import _args, _compat
 from ._errors import DeadlineExceeded, Stopped
+from ._guard import guard
 from ._limits import Limits, StopLike, begin, scope, validate_timeout
 from ._stop import StopEvent
 from ._wait import MAX_BLOCK, NOT_YET, NotYet, wait_condition, wait_loop
@@ -573,6 +574,7 @@ def _run_task(
     fn: Callable[..., T],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    guarded: bool = False,
 ) -> T:
     """Run one task with its stop in force; a task stopped before it starts never runs."""
     if executor_stop._flag:  # a queued task's stop is set only when it starts
@@ -581,7 +583,7 @@ def _run_task(
         raise Stopped(stop.reason)
     token = _task_stop.set(stop)
     try:
-        with scope(stop=stop):
+        with guard(stop=stop) if guarded else scope(stop=stop):
             return fn(*args, **kwargs)
     finally:
         _task_stop.reset(token)
@@ -664,6 +666,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
       ``Exception`` stops the tasks first; one left by an ordinary exception, or
       normally, lets them finish.
 
+    - ``guard=True``: each task runs inside a ``stoppable.guard(stop=...)`` with its
+      stop, not only a scope: every blocking call it makes through any library (a
+      plain ``time.sleep``, a driver's socket read) ends when the task is stopped, so
+      ``shutdown(stop=True)`` ends tasks that know nothing of stoppable.
+
     Tasks run in the workers' context, not the submitter's: a ``stoppable.scope``
     around ``submit()`` does not reach the task (give the executor a ``parent``).
     At interpreter exit Python joins every worker, so a task that ignores its stop
@@ -679,7 +686,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         *,
         parent: StopEvent | None = None,
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+        guard: bool = False,
     ) -> None:
+        if not isinstance(guard, bool):
+            raise TypeError(f"guard must be a bool, got {type(guard).__name__} {guard!r}")
+        self._stoppable_guard = guard
         if parent is not None and not isinstance(parent, StopEvent):
             raise TypeError(f"parent must be a StopEvent, got {type(parent).__name__}")
         self._stoppable_shutdown_timeout = validate_timeout(shutdown_timeout, "shutdown_timeout")
@@ -695,7 +706,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` with a stop of its own; returns its future."""
         stop = StopEvent()
-        future = super().submit(_run_task, self.stop, stop, fn, args, kwargs)
+        future = super().submit(_run_task, self.stop, stop, fn, args, kwargs, self._stoppable_guard)
         self._stoppable_tasks.add(future, _Task(stop, fn))
         executor_stop = self.stop
         if executor_stop._flag:

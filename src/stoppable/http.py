@@ -87,6 +87,7 @@ from urllib3.util.connection import is_connection_dropped
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from ._guard import reach
 from ._httpio import (
     BoundedRetry,
     ConnectTimeout,
@@ -131,6 +132,12 @@ __all__ = [
     "put",
     "request",
 ]
+
+
+def _guard_flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"guard must be a bool, got {type(value).__name__} {value!r}")
+    return value
 
 
 def _stall(value: object, default: float | None = None) -> float | None:
@@ -505,13 +512,20 @@ class Session(requests.Session):
     optionally limits each wait for the peer. All three are attributes, and may be
     changed later. Every request method takes ``timeout=``, ``stop=`` and
     ``stall_timeout=`` beside requests' arguments, and returns a ``requests.Response``.
+
+    ``guard=True`` (here for every request, or per request) runs each request inside
+    a guard of its own deadline and stops (see ``stoppable.guard``): blocking calls
+    made by code that knows nothing of stoppable during the request (an ``auth``
+    object that fetches a token with another client, a hook, a custom adapter) are
+    bounded too. The request's errors stay this module's.
     """
 
-    __attrs__ = [*requests.Session.__attrs__, "timeout", "stall_timeout"]  # noqa: RUF012
+    __attrs__ = [*requests.Session.__attrs__, "timeout", "stall_timeout", "guard"]  # noqa: RUF012
 
     stop: StopLike | None = None
     timeout: float | None = None
     stall_timeout: float | None = None
+    guard: bool = False
 
     def __init__(
         self,
@@ -519,8 +533,10 @@ class Session(requests.Session):
         *,
         timeout: float | None = None,
         stall_timeout: float | None = None,
+        guard: bool = False,
     ) -> None:
         super().__init__()
+        self.guard = _guard_flag(guard)
         self.stop = _stop(stop)
         self.timeout = None if timeout is None else seconds_for(timeout, None)
         self.stall_timeout = _stall(stall_timeout)
@@ -548,22 +564,25 @@ class Session(requests.Session):
         *,
         stop: StopLike | None = None,
         stall_timeout: float | None = None,
+        guard: bool | None = None,
     ) -> requests.Response:
         """As requests' ``request``, within ``timeout`` seconds in all and until ``stop``.
 
         One deadline covers connecting, sending, the headers, the body (unless
         ``stream=True``: then the body keeps the deadline as it is read), redirects and
         retries. Raises ``Timeout`` (``ConnectTimeout``, ``PoolTimeout``,
-        ``ReadTimeout``), ``stoppable.Stopped``, or requests' errors.
+        ``ReadTimeout``), ``stoppable.Stopped``, or requests' errors. ``guard``:
+        see the class docstring (``None``: the session's).
         """
         if not isinstance(method, str | bytes):
             raise TypeError(f"method must be a str, got {type(method).__name__}")
+        guarded = self.guard if guard is None else _guard_flag(guard)
         seconds = seconds_for(timeout, self.timeout)
         stall = _stall(stall_timeout, self.stall_timeout)
         text_method = method.decode() if isinstance(method, bytes) else method
         text_url = url.decode() if isinstance(url, bytes) else str(url)
         budget = open_budget(seconds, stop, self.stop, text_method.upper(), text_url, stall)
-        with edge(budget):
+        with reach() if guarded else contextlib.nullcontext(), edge(budget):
             return super().request(
                 method,
                 url,
@@ -647,8 +666,9 @@ def request(
     """``requests.request``, within ``timeout`` seconds in all and until ``stop``.
 
     Takes requests' arguments (``params``, ``data``, ``json``, ``headers``, ``auth``,
-    ``stream``, ``verify``...). ``timeout`` is required: the total for the request,
-    its redirects and (with ``stream=True``) its body. Returns a
+    ``stream``, ``verify``...), and ``guard=True`` (see ``Session``). ``timeout`` is
+    required: the total for the request, its redirects and (with ``stream=True``) its
+    body. Returns a
     ``requests.Response``; raises ``Timeout`` (``ConnectTimeout``, ``ReadTimeout``),
     ``stoppable.Stopped``, or requests' errors. Bad arguments are refused before any
     I/O.

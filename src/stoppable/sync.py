@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from . import _args, _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
+from ._guard import guard as _guard
 from ._limits import Limits, StopLike, limits, scope
 from ._stop import StopEvent
 from ._wait import (
@@ -349,7 +350,10 @@ class Thread(threading.Thread):
 
     The target is called as ``target(*args, stop=self.stop, **kwargs)``, inside a
     ``stoppable.scope(stop=self.stop)``, so every ``stoppable`` call it makes honours
-    the stop even without passing it. A target that ends by ``Stopped`` ends the
+    the stop even without passing it. With ``guard=True`` it runs inside a
+    ``stoppable.guard(stop=self.stop)`` instead: every blocking call it makes, through
+    any library (a plain ``q.get()``, a redis-py or botocore call), ends with
+    ``Stopped`` when the thread is stopped. A target that ends by ``Stopped`` ends the
     thread quietly (the exception is kept in ``stopped``); other exceptions are
     reported by ``threading.excepthook`` as usual. With ``parent``, the thread's stop
     is a ``child()`` of it: stopping the parent stops the thread.
@@ -368,6 +372,7 @@ class Thread(threading.Thread):
         *,
         daemon: bool | None = None,
         parent: StopEvent | None = None,
+        guard: bool = False,
     ) -> None:
         if group is not None:
             # threading.Thread's order: Thread(fn, ...) would make fn the group.
@@ -382,9 +387,12 @@ class Thread(threading.Thread):
         _args.check_mapping(kwargs, "kwargs", optional=True)
         if daemon is not None:
             _args.check_type(daemon, bool, "daemon", "a bool or None")
+        if not isinstance(guard, bool):
+            raise TypeError(f"guard must be a bool, got {type(guard).__name__} {guard!r}")
         if parent is not None and not isinstance(parent, StopEvent):
             raise TypeError(f"parent must be a StopEvent, got {type(parent).__name__}")
         super().__init__(name=name, daemon=daemon)
+        self._guarded = guard
         self.stop: StopEvent = StopEvent() if parent is None else parent.child()
         """This thread's stop: set it (or its parent) to ask the thread to end."""
         self.stopped: Stopped | None = None
@@ -398,7 +406,7 @@ class Thread(threading.Thread):
         """Call the target with the thread's stop; a ``Stopped`` ends it quietly."""
         try:
             if self._work is not None:
-                with scope(stop=self.stop):
+                with _guard(stop=self.stop) if self._guarded else scope(stop=self.stop):
                     self._work(*self._work_args, stop=self.stop, **self._work_kwargs)
         except Stopped as exc:
             self.stopped = exc

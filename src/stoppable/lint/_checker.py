@@ -27,6 +27,7 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
+from stoppable.lint import _expected
 from stoppable.lint import _signatures as sig
 from stoppable.lint._exprs import Expressions
 from stoppable.lint._values import (
@@ -49,9 +50,6 @@ _TASK_DECORATORS = frozenset({"task", "shared_task"})
 _EXECUTOR = "concurrent.futures.Executor"
 #: What ``select.select()`` returns: lists of what is ready now.
 _READY = "select.ready"
-#: Exceptions that mean "refused as invalid input": raised before any waiting starts.
-_INVALID_INPUT = frozenset({"ValueError", "TypeError"})
-_INVALID_PREFIXES = ("Invalid", "Missing")
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -61,11 +59,6 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
         getattr(n, "id", getattr(n, "attr", "")) in ("ImportError", "ModuleNotFoundError")
         for n in names
     )
-
-
-def _is_invalid_input_error(node: ast.expr) -> bool:
-    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
-    return name in _INVALID_INPUT or name.startswith(_INVALID_PREFIXES)
 
 
 def _method_call(stmt: ast.stmt | None, name: str) -> ast.Call | None:
@@ -172,6 +165,12 @@ class Checker(Expressions):
         for index, node in enumerate(body):
             if type(node) is ast.Try and node.finalbody:
                 self.mark_released(node, body[index - 1] if index else None)
+            join = _method_call(node, "join")
+            if join is not None and index and not join.args and not join.keywords:
+                # ``t.shutdown = True`` then ``t.join()``: judged with the thread's loop.
+                attr = _expected.stop_signal(body[index - 1], join.func.value)  # type: ignore[attr-defined]
+                if attr is not None:
+                    self.told_to_stop[id(join)] = attr
         for node in body:
             handler = handlers.get(type(node))
             if handler is not None:
@@ -241,6 +240,14 @@ class Checker(Expressions):
 
     def s_assign(self, node: ast.Assign) -> None:
         value = self.expr(node.value)
+        if (
+            self.scope.is_module
+            and type(node.value) is ast.Constant
+            and isinstance(node.value.value, str)
+        ):
+            for target in node.targets:
+                if type(target) is ast.Name:
+                    self.strings[target.id] = node.value.value
         for target in node.targets:
             self.bind(target, value)
 
@@ -292,6 +299,9 @@ class Checker(Expressions):
 
     def s_for(self, node: ast.For | ast.AsyncFor) -> None:
         iterated = self.expr(node.iter)
+        fill = self.fill_count(node)
+        if fill is not None:
+            self.fill_loops[id(fill[0])] = fill[1]
         item: Value = None
         if isinstance(iterated, Inst) and iterated.type in sig.ITERATES:
             item = Inst(sig.ITERATES[iterated.type])
@@ -300,6 +310,23 @@ class Checker(Expressions):
         self.bind(node.target, item)
         self.stmts(node.body)
         self.stmts(node.orelse)
+
+    @staticmethod
+    def fill_count(node: ast.For | ast.AsyncFor) -> tuple[ast.Call, str] | None:
+        """``for _ in range(n): q.put(x)``: the put and ``n`` (dumped), if that is the loop."""
+        it = node.iter
+        if not (
+            type(it) is ast.Call
+            and type(it.func) is ast.Name
+            and it.func.id == "range"
+            and len(it.args) == 1
+            and not it.keywords
+            and len(node.body) == 1
+            and not node.orelse
+        ):
+            return None
+        call = _method_call(node.body[0], "put")
+        return (call, ast.dump(it.args[0])) if call is not None else None
 
     def s_with(self, node: ast.With | ast.AsyncWith) -> None:
         entered = []
@@ -311,31 +338,56 @@ class Checker(Expressions):
                 self.bind(
                     item.optional_vars, value if isinstance(value, (Inst, *PENDING)) else None
                 )
-        expects_invalid = any(self.expects_invalid_input(item.context_expr) for item in node.items)
-        self.invalid_input_depth += expects_invalid
+        expected = [_expected.expected_kind(i.context_expr, self.test_func()) for i in node.items]
+        kinds = [kind for kind, _ in expected]
+        invalid = _expected.INVALID in kinds
+        if invalid:
+            self.invalid_input.append(next(c for kind, c in expected if kind == _expected.INVALID))
+        refused = _expected.REFUSED in kinds
+        # ``with override_environ(http_proxy="http://localhost:1"):``, ``with
+        # ProxyManager("http://localhost:9"):``: the calls inside go to a loopback address.
+        loopback = any(
+            kind is None and _expected.mentions_loopback(item.context_expr, self.string_constant)
+            for kind, item in zip(kinds, node.items, strict=True)
+        )
+        patched = [p for p in map(self.patched_instance, node.items) if p is not None]
+        for inst in patched:
+            inst.patched = True
+        self.refused_depth += refused
+        self.loopback_depth += loopback
         self.stmts(node.body)
-        self.invalid_input_depth -= expects_invalid
+        if invalid:
+            self.invalid_input.pop()
+        self.refused_depth -= refused
+        self.loopback_depth -= loopback
+        for inst in patched:
+            inst.patched = False
         for value in entered:
             if isinstance(value, Inst) and _EXECUTOR in sig.lineage(value.type):
                 # The executor's __exit__ waited for every task: its futures are done.
                 value.done = True
 
-    @staticmethod
-    def expects_invalid_input(node: ast.expr) -> bool:
-        """``with pytest.raises(ValueError):`` (or ``assertRaises``, ``InvalidURL``...).
+    def patched_instance(self, item: ast.withitem) -> Inst | None:
+        """``with patch.object(pool, "_make_request", side_effect=Error()):``: ``pool``.
 
-        A test that expects a call to be refused as invalid input checks an error
-        raised while the call validates its arguments, before it waits for anything.
+        A method of the very object replaced by a mock that raises: the calls on the
+        object inside the block end in the mock, not on the network.
         """
-        if not isinstance(node, ast.Call) or not node.args:
-            return False
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if name not in ("raises", "assertRaises", "assertRaisesRegex"):
-            return False
-        expected = node.args[0]
-        errors = expected.elts if isinstance(expected, ast.Tuple) else [expected]
-        return bool(errors) and all(_is_invalid_input_error(error) for error in errors)
+        call = item.context_expr
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "object"
+            and getattr(call.func.value, "id", getattr(call.func.value, "attr", "")) == "patch"
+            and call.args
+            and any(k.arg == "side_effect" for k in call.keywords)
+        ):
+            return None
+        value = self.static_or_none(call.args[0])
+        return value if isinstance(value, Inst) else None
+
+    def test_func(self) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        return self.func_nodes[-1] if self.func_nodes else None
 
     def s_try(self, node: ast.Try) -> None:
         self.stmts(node.body)
@@ -411,7 +463,9 @@ class Checker(Expressions):
             self.expr(decorator)
         self.defaults(node.args)
         returns = self.annotation(node.returns) if node.returns is not None else None
-        func = UserFunc(returns, node if node.returns is None else None)
+        func = UserFunc(
+            returns, node if node.returns is None else None, _expected.makes_calls(node), node
+        )
         self.funcs[id(node)] = func
         scope = self.scope
         cls = self.class_stack[-1] if scope.is_class and self.class_stack else None
@@ -463,9 +517,9 @@ class Checker(Expressions):
                     scope.vars[arg.arg] = Inst(cls.type_name, cls, origin=False, selfref=True)
                 continue
             first = False
-            scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
+            scope.vars[arg.arg] = self.param_value(arg)
         for arg in args.kwonlyargs:
-            scope.vars[arg.arg] = self.annotation(arg.annotation) if arg.annotation else None
+            scope.vars[arg.arg] = self.param_value(arg)
         # ``def run(cmd, popen=subprocess.Popen)``: the default is what is called.
         defaults = [
             *zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True),
@@ -481,7 +535,9 @@ class Checker(Expressions):
         if args.kwarg is not None:
             scope.vars[args.kwarg.arg] = None
         self.returned.append([])
+        self.func_nodes.append(node)
         self.stmts(node.body)
+        self.func_nodes.pop()
         values = self.returned.pop()
         func = self.funcs.get(id(node))
         if func is not None and func.node is not None and values:
@@ -494,6 +550,13 @@ class Checker(Expressions):
             ):
                 func.returns = returned
         self.scope = saved
+
+    def param_value(self, arg: ast.arg) -> Value:
+        """What an annotated parameter holds: an instance its caller made."""
+        value = self.annotation(arg.annotation) if arg.annotation else None
+        if isinstance(value, Inst):
+            value.param = True
+        return value
 
     def s_class(self, node: ast.ClassDef) -> None:
         for decorator in node.decorator_list:

@@ -143,11 +143,31 @@ class Inference:
         self.unbounded_setters: dict[Inst, list[tuple[Site, str | None]]] = {}
         #: ``lock.acquire()`` calls released in a ``finally`` (spelled-out ``with lock:``).
         self.released: set[int] = set()
-        self.invalid_input_depth = 0
+        #: Inside ``pytest.raises(<invalid input>)``, ``(<refused connection>)``, and in
+        #: a ``with`` whose arguments name a loopback address.
+        #: (for invalid input: the test parameters one of which the call must pass, or
+        #: None when any call inside is refused)
+        self.invalid_input: list[frozenset[str] | None] = []
+        self.refused_depth = 0
+        self.loopback_depth = 0
+        #: Module names bound to a string literal (for loopback URLs in constants).
+        self.strings: dict[str, str] = {}
+        #: The functions being walked, innermost last (for their test parameters).
+        self.func_nodes: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        #: ``for _ in range(n): q.put(x)``: the put calls (by id) and ``n``, dumped.
+        self.fill_loops: dict[int, str] = {}
+        #: ``t.join()`` calls right after ``t.<attr> = True`` or ``t.<attr>.set()``.
+        self.told_to_stop: dict[int, str] = {}
         self.setup()
 
     def setup(self) -> None:
         """Called once the state is made: the layers above add theirs here."""
+
+    def string_constant(self, name: str) -> str | None:
+        """The value of a module name bound once to a string literal."""
+        if self.module_counts.get(name, 0) != 1:
+            return None
+        return self.strings.get(name)
 
     def lookup(self, name: str) -> Value:
         scope: Scope | None = self.scope

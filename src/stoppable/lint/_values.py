@@ -57,6 +57,15 @@ class Inst:
     #: The instance this one came from: the executor of a future, the socket of an
     #: address from ``getsockname()``.
     owner: Inst | None = None
+    #: The ``maxsize`` a queue was made with (dumped), and whether anything was put yet.
+    maxsize_expr: str | None = None
+    put_seen: bool = False
+    #: A client made for a loopback address (``HTTPConnectionPool("localhost")``).
+    loopback: bool = False
+    #: Inside ``with patch.object(inst, "meth", side_effect=...)``: its calls hit a mock.
+    patched: bool = False
+    #: A parameter annotated with its type (``listener: socket.socket``): made elsewhere.
+    param: bool = False
 
     def copy(self) -> Inst:
         """A new instance in the same state (``dup()``, a function's annotated result)."""
@@ -70,6 +79,9 @@ class Inst:
             items=self.items,
             owner=self.owner,
             listening=self.listening,
+            maxsize_expr=self.maxsize_expr,
+            put_seen=self.put_seen,
+            loopback=self.loopback,
         )
 
 
@@ -95,6 +107,10 @@ class UserFunc:
     returns: Value
     #: The ``def`` itself, for what a body returns when there is no annotation.
     node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    #: Whether the body calls anything (a task that calls nothing cannot stall).
+    calls: bool = True
+    #: The ``def`` (always).
+    defn: ast.FunctionDef | ast.AsyncFunctionDef | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -1,0 +1,402 @@
+"""Celery time limits and revokes for the ``threads`` and ``solo`` pools: ``install(app)``.
+
+Celery enforces ``time_limit``, ``soft_time_limit`` and ``revoke(terminate=True)`` by
+signalling or killing a pool *process*: the ``threads`` pool has none of them (a task
+runs for as long as it likes, celery#9203) and the ``solo`` pool runs tasks in the
+worker's own main thread, which nothing may kill. ``install(app)`` gives both pools all
+three, by running each task inside ``stoppable.guard``::
+
+    app = Celery("proj", broker=...)
+    stoppable.integrations.celery.install(app)
+
+    @app.task(time_limit=30, soft_time_limit=25, acks_late=True)
+    def fetch(url): ...
+
+- ``time_limit`` (the message's, else the task's, else the worker's ``task_time_limit``
+  or ``--time-limit``): every blocking call the task makes, in any library, ends at the
+  limit (the guard raises ``DeadlineExceeded``, a ``socket.timeout``, inside it) and the
+  task ends with Celery's ``TimeLimitExceeded``, chained from it. The message is then
+  acked or requeued as Celery does for a time limit (``acks_late`` with
+  ``acks_on_failure_or_timeout``).
+- ``soft_time_limit`` (same sources): the task's blocking call is ended at the soft
+  limit, and the task ends with ``SoftTimeLimitExceeded`` (this module's, a subclass
+  of Celery's and of ``stoppable.DeadlineExceeded``), chained from what the guard
+  raised. Unlike the prefork pool's soft limit, the exception is raised where the task
+  returns, not at the interrupted call: code inside the task sees the guard's
+  ``DeadlineExceeded`` (a ``TimeoutError``) there, so an ``except
+  SoftTimeLimitExceeded`` block *inside* the task does not run.
+- ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
+  task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
+  process. (The ``solo`` pool reads control messages only between tasks, in the main
+  thread the task holds: a helper thread reads the revoke broadcasts on a queue of its
+  own meanwhile.)
+- ``install(app, stop_on_shutdown=True)``: a warm shutdown stops running ``acks_late``
+  tasks at once and requeues their messages (they run again on the next worker)
+  instead of waiting for them; other tasks finish, as Celery's warm shutdown lets them.
+
+Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
+Limits: computation in pure Python is not interrupted (no blocking call to end); C
+extensions doing their own I/O are not reached (see ``stoppable.guard``); the task
+ends at its soft limit when it has one (the time between the soft and the hard limit
+is not given to it); ``revoke_by_stamped_headers(terminate=True)`` marks the task
+revoked as Celery does but does not stop it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import celery
+from celery import bootsteps, signals
+from celery.concurrency import solo as solo_pool
+from celery.concurrency import thread as thread_pool
+from celery.exceptions import Ignore, Reject, TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded as CelerySoftTimeLimitExceeded
+from celery.utils.functional import maybe_list
+from celery.worker import control
+
+from .. import guard
+from .._errors import DeadlineExceeded
+from .._stop import StopEvent
+
+__all__ = ["Revoked", "ShutdownRequeued", "SoftTimeLimitExceeded", "install"]
+
+_log = logging.getLogger("stoppable.integrations.celery")
+
+REVOKED_REASON = "revoked (terminate=True)"
+SOLO_CHECK = 0.2  # how often the solo pool's helper looks for a shutdown signal
+SHUTDOWN_REASON = "worker shutdown"
+
+
+class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, DeadlineExceeded):  # type: ignore[misc]
+    """The task's soft time limit passed.
+
+    Both Celery's ``SoftTimeLimitExceeded`` and a ``stoppable.DeadlineExceeded``, chained
+    from what the guard raised in the task.
+    """
+
+    def __init__(self, message: str, *, timeout: float | None = None) -> None:
+        DeadlineExceeded.__init__(self, message, timeout=timeout)
+
+
+class Revoked(Ignore):  # type: ignore[misc]
+    """A task stopped by ``revoke(terminate=True)``.
+
+    An ``Ignore``: Celery has already marked it ``REVOKED`` and acked its message, as it
+    does for a terminated process, so the task's end records nothing more.
+    """
+
+
+class ShutdownRequeued(Reject):  # type: ignore[misc]
+    """An ``acks_late`` task stopped by a warm shutdown; its message goes back to the queue."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, requeue=True)
+
+
+class _Run:
+    """One task being run by a worker thread: its limits and its stop."""
+
+    __slots__ = ("hard", "soft", "started", "stop", "task_id", "task_name")
+
+    def __init__(self, task_id: str, task_name: str, hard: float | None, soft: float | None):
+        self.task_id = task_id
+        self.task_name = task_name
+        self.started = time.monotonic()
+        self.hard = hard
+        self.soft = soft
+        self.stop = StopEvent()
+
+    def first_limit(self) -> float | None:
+        """The limit that ends the task first (the guard's timeout), or ``None``."""
+        limits = [t for t in (self.hard, self.soft) if t is not None]
+        return min(limits) if limits else None
+
+    def passed(self, limit: float | None) -> bool:
+        return limit is not None and time.monotonic() - self.started >= limit
+
+
+class _Worker:
+    """What install() knows of the worker process running the app's tasks."""
+
+    def __init__(self, stop_on_shutdown: bool) -> None:
+        self.stop_on_shutdown = stop_on_shutdown
+        self.enabled = False  # a threads or solo pool runs the tasks
+        self.time_limit: float | None = None
+        self.soft_time_limit: float | None = None
+        self.lock = threading.Lock()
+        self.running: dict[str, tuple[_Run, bool]] = {}  # task id -> (run, acks_late)
+        self.terminate_requested: set[str] = set()
+        self.shutting_down = False
+        self.closing = threading.Event()  # the worker is stopping: end helper threads
+        # Set by the shutdown signal's handler: a plain store, safe in a handler.
+        self.shutdown_signalled = False
+
+    def stop_terminated(self) -> None:
+        """Stop every running task whose revoke asked to terminate it."""
+        with self.lock:
+            runs = [
+                run for tid, (run, _) in self.running.items() if tid in self.terminate_requested
+            ]
+        for run in runs:
+            run.stop.set(REVOKED_REASON)
+
+    def stop_for_shutdown(self) -> None:
+        """Stop every running ``acks_late`` task (its message can be requeued)."""
+        with self.lock:
+            self.shutting_down = True
+            runs = [run for run, acks_late in self.running.values() if acks_late]
+        for run in runs:
+            run.stop.set(SHUTDOWN_REASON)
+
+
+def _limit(*values: object) -> float | None:
+    for value in values:
+        if value:
+            return float(value)  # type: ignore[arg-type]
+    return None
+
+
+def _translate(run: _Run, err: BaseException) -> BaseException | None:
+    """What the task raises instead of ``err``, when one of its limits ended it."""
+    reason = run.stop.reason
+    replacement: BaseException
+    if run.stop.is_set() and reason == REVOKED_REASON:
+        replacement = Revoked(f"task {run.task_name}[{run.task_id}] stopped: {reason}")
+    elif run.stop.is_set():
+        replacement = ShutdownRequeued(f"task {run.task_name}[{run.task_id}] stopped: {reason}")
+    elif run.passed(run.first_limit()):
+        if run.soft is not None and (run.hard is None or run.soft < run.hard):
+            reason = f"soft time limit ({run.soft:g} s) exceeded"
+            replacement = SoftTimeLimitExceeded(
+                f"task {run.task_name}[{run.task_id}]: {reason}", timeout=run.soft
+            )
+        else:
+            reason = f"hard time limit ({run.hard:g} s) exceeded"
+            replacement = TimeLimitExceeded(run.hard)
+    else:
+        return None
+    _log.warning("task %s[%s] stopped: %s", run.task_name, run.task_id, reason)
+    replacement.__cause__ = err
+    return replacement
+
+
+_inside = threading.local()
+
+
+def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
+    run_task = task.run
+
+    @functools.wraps(run_task)
+    def run_guarded(*args: Any, **kwargs: Any) -> Any:
+        request = task.request
+        if (
+            not state.enabled
+            or request.called_directly
+            or request.is_eager
+            or getattr(_inside, "task", False)  # a task called from inside another
+        ):
+            return run_task(*args, **kwargs)
+        hard_default, soft_default = request.timelimit or (None, None)
+        run = _Run(
+            request.id,
+            task.name,
+            _limit(hard_default, task.time_limit, state.time_limit),
+            _limit(soft_default, task.soft_time_limit, state.soft_time_limit),
+        )
+        acks_late = bool(task.acks_late)
+        with state.lock:
+            state.running[run.task_id] = (run, acks_late)
+            if run.task_id in state.terminate_requested:
+                run.stop.set(REVOKED_REASON)
+            elif state.shutting_down and acks_late:
+                run.stop.set(SHUTDOWN_REASON)
+        _inside.task = True
+        try:
+            # The soft limit is the guard's deadline when it comes first: the hard one
+            # is never reached then (the guard ends the task at the soft one).
+            with guard(timeout=run.first_limit(), stop=run.stop):
+                return run_task(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as err:
+            replacement = _translate(run, err)
+            if replacement is None:
+                raise
+            raise replacement from err
+        finally:
+            _inside.task = False
+            with state.lock:
+                state.running.pop(run.task_id, None)
+                state.terminate_requested.discard(run.task_id)
+
+    run_guarded.__stoppable_guarded__ = True  # type: ignore[attr-defined]
+    return run_guarded
+
+
+def _guard_tasks(app: celery.Celery, state: _Worker) -> None:
+    for task in list(app.tasks.values()):
+        if task.name.startswith("celery.") or getattr(task.run, "__stoppable_guarded__", False):
+            continue
+        # An instance attribute: the worker's tracer calls ``task.run``.
+        task.run = _guarded_run(task, state)
+
+
+def _noop_terminate_job(pid: object, signal: object = None) -> None:
+    # The threads and solo pools have no process to signal: the revoke wrapper has
+    # already stopped the task through its guard.
+    _workers_terminate()
+
+
+_installed: list[_Worker] = []
+
+
+def _workers_terminate() -> None:
+    for state in _installed:
+        state.stop_terminated()
+
+
+_revoke_lock = threading.Lock()
+_revoke_wrapped = False
+
+
+def _wrap_revoke() -> None:
+    """Make the ``revoke`` control command note which tasks it is to terminate."""
+    global _revoke_wrapped
+    with _revoke_lock:
+        if _revoke_wrapped:
+            return
+        original = control.Panel.data["revoke"]
+
+        @functools.wraps(original)
+        def revoke(
+            state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any
+        ) -> Any:
+            if terminate:
+                ids = set(maybe_list(task_id) or [])
+                for worker in _installed:
+                    if worker.enabled:
+                        with worker.lock:
+                            worker.terminate_requested |= ids
+            return original(state, task_id, terminate, signal, **kwargs)
+
+        control.Panel.data["revoke"] = revoke
+        # Celery's Request.terminate() ends with the pool result's terminate(); the
+        # threads pool's has none.
+        if not hasattr(thread_pool.ApplyResult, "terminate"):
+            thread_pool.ApplyResult.terminate = lambda self, signal=None: None
+        _revoke_wrapped = True
+
+
+def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> None:
+    """For the solo pool: hear revokes and shutdowns while a task holds the main thread.
+
+    The solo pool runs each task in the worker's main thread, which reads control
+    messages only between tasks. This thread reads the same broadcasts on a queue of
+    its own (bound to the same fanout exchange) and stops the running task at once on a
+    ``revoke(terminate=True)``; Celery's own handling of the message follows when the
+    task has ended (it marks the task ``REVOKED``). It also carries out a shutdown
+    signal's stop, which the signal handler (in the main thread) only notes.
+    """
+    try:
+        with app.connection_for_read() as connection:
+            node = app.control.mailbox(connection).Node(
+                f"{hostname}.stoppable-revokes", channel=connection.channel()
+            )
+
+            def on_message(body: dict[str, Any], message: Any) -> None:
+                destination = body.get("destination")
+                arguments = body.get("arguments") or {}
+                if (
+                    body.get("method") != "revoke"
+                    or not arguments.get("terminate")
+                    or (destination and hostname not in destination)
+                    or (not destination and body.get("pattern"))  # not ours to match
+                ):
+                    return
+                with state.lock:
+                    state.terminate_requested |= set(maybe_list(arguments.get("task_id")) or [])
+                state.stop_terminated()
+
+            node.listen(callback=on_message)
+            while not state.closing.is_set():
+                if state.shutdown_signalled and state.stop_on_shutdown:
+                    state.stop_for_shutdown()
+                try:
+                    connection.drain_events(timeout=SOLO_CHECK)
+                except TimeoutError:
+                    continue
+    except Exception:
+        _log.exception("revoke listener for the solo pool failed: revokes wait for the task")
+
+
+def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
+    class StoppableLimits(bootsteps.StartStopStep):  # type: ignore[misc]
+        """Enables the guard per task once the worker's pool is known."""
+
+        requires = ("celery.worker.components:Pool",)
+
+        def start(self, worker: Any) -> None:
+            pool = worker.pool
+            if not isinstance(pool, (thread_pool.TaskPool, solo_pool.TaskPool)):
+                return  # prefork, eventlet, gevent: Celery's own limits apply
+            state.time_limit = _limit(worker.time_limit)
+            state.soft_time_limit = _limit(worker.soft_time_limit)
+            _guard_tasks(worker.app, state)
+            pool.terminate_job = _noop_terminate_job
+            _wrap_revoke()
+            state.enabled = True
+            if isinstance(pool, solo_pool.TaskPool):
+                threading.Thread(
+                    target=_listen_for_revokes,
+                    args=(worker.app, worker.hostname, state),
+                    name="stoppable-revoke-listener",
+                    daemon=True,
+                ).start()
+            _log.info(
+                "stoppable guards tasks on the %s pool (time limits, revoke terminate%s)",
+                type(pool).__module__.rsplit(".", 1)[-1],
+                ", shutdown" if state.stop_on_shutdown else "",
+            )
+
+        def stop(self, worker: Any) -> None:
+            # Runs before the pool's stop, which waits for the running tasks.
+            state.closing.set()
+            if state.enabled and state.stop_on_shutdown:
+                _log.info("worker shutdown: stopping running acks_late tasks")
+                state.stop_for_shutdown()
+
+    return StoppableLimits
+
+
+def install(app: celery.Celery, *, stop_on_shutdown: bool = False) -> None:
+    """Enforce time limits and ``revoke(terminate=True)`` through a guard per task.
+
+    Takes effect in worker processes running the ``threads`` or ``solo`` pool (see the
+    module docstring); elsewhere (other pools, clients that only send tasks) it changes
+    nothing. ``stop_on_shutdown=True`` also makes a warm shutdown stop running
+    ``acks_late`` tasks and requeue their messages. Call it where the app is made,
+    before the worker starts. Installing twice on one app does nothing more.
+    """
+    if not isinstance(app, celery.Celery):
+        raise TypeError(f"app must be a celery.Celery, got {type(app).__name__}")
+    if not isinstance(stop_on_shutdown, bool):
+        raise TypeError(f"stop_on_shutdown must be a bool, got {type(stop_on_shutdown).__name__}")
+    if getattr(app, "_stoppable_installed", False):
+        return
+    state = _Worker(stop_on_shutdown)
+    _installed.append(state)
+    app.steps["worker"].add(_make_step(state))
+
+    def on_shutdown_signal(**kwargs: Any) -> None:
+        # In a signal handler: a StopEvent's set() takes locks the interrupted code may
+        # hold, so only note it (the solo pool's helper thread sets the stops).
+        state.shutdown_signalled = True
+
+    signals.worker_shutting_down.connect(on_shutdown_signal, weak=False)
+    app._stoppable_installed = True
