@@ -16,6 +16,7 @@ open, and the queue, lock and event used keep their state.
 # mypy: disable-error-code="arg-type, call-overload, list-item, call-arg, misc"
 from __future__ import annotations
 
+import asyncio
 import inspect
 import multiprocessing.pool
 import os
@@ -34,7 +35,7 @@ from typing import Any
 import pytest
 
 import stoppable
-from stoppable import StopEvent, futures, http, net, process, queues, sync
+from stoppable import StopEvent, aio, futures, http, net, process, queues, sync
 
 from .support import LONG, open_fds
 
@@ -46,6 +47,7 @@ MODULES = {
     "http": http,
     "process": process,
     "futures": futures,
+    "aio": aio,
 }
 
 
@@ -393,6 +395,18 @@ CASES: dict[tuple[str, str], tuple[Call, type[Exception]]] = {
         ValueError,
     ),
     # added in 0.2
+    ("aio.Executor", "max_workers"): (lambda t: aio.Executor(max_workers=0), ValueError),
+    ("aio.Executor", "initializer"): (lambda t: aio.Executor(initializer=5), TypeError),
+    ("aio.Executor", "parent"): (lambda t: aio.Executor(parent="x"), TypeError),
+    ("aio.Executor", "task_timeout"): (lambda t: aio.Executor(task_timeout=-1), ValueError),
+    ("aio.Executor", "shutdown_timeout"): (lambda t: aio.Executor(shutdown_timeout=-1), ValueError),
+    ("aio.to_thread", "func"): (lambda t: asyncio.run(aio.to_thread(5, timeout=T)), TypeError),
+    ("sync.Thread", "guard"): (lambda t: sync.Thread(target=print, guard="x"), TypeError),
+    ("http.Session", "guard"): (lambda t: http.Session(guard="x"), TypeError),
+    ("futures.ThreadPoolExecutor", "guard"): (
+        lambda t: futures.ThreadPoolExecutor(guard="x"),
+        TypeError,
+    ),
     ("stoppable.scope", "raise_if_expired"): (
         lambda t: stoppable.scope(timeout=1, raise_if_expired="x"),
         TypeError,
@@ -507,6 +521,10 @@ ANY_VALUE: dict[tuple[str, str], str] = {
     ("futures.ThreadPoolExecutor", "thread_name_prefix"): "any str, as the standard one",
     ("futures.ThreadPoolExecutor", "initargs"): "passed to initializer, as the standard one",
     ("futures.ProcessPoolExecutor", "initargs"): "passed to initializer, as the standard one",
+    ("aio.Executor", "initargs"): "passed to initializer, as the standard one",
+    ("aio.Executor", "thread_name_prefix"): "any str, as the standard one",
+    ("aio.to_thread", "args"): "passed to func, as asyncio.to_thread's",
+    ("aio.to_thread", "kwargs"): "passed to func, as asyncio.to_thread's",
     ("stoppable.StopEvent.set", "reason"): "any object is a reason",
 }
 
