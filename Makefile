@@ -67,11 +67,13 @@ TEST_ALL_VENVS = $(foreach v,$(filter-out $(SKIP_PYTHONS),$(ALL_PYTHONS)),.venv-
 
 venvs-all: $(addsuffix /.installed,$(TEST_ALL_VENVS))
 
-test-all: venvs-all
-	@set -e; for venv in $(TEST_ALL_VENVS); do \
-		echo "== $$($$venv/bin/python --version) ($$venv)"; \
-		$$venv/bin/python -m pytest -q -p no:cacheprovider; \
-	done
+test-all: $(TEST_ALL_VENVS:.venv-%=test-%)
+
+# One interpreter's suite: `make test-3.12`. `make -j2 --output-sync test-all` runs two
+# at a time (.ci/run does), each printed whole when it ends.
+test-%: .venv-%/.installed
+	@echo "== $$(.venv-$*/bin/python --version) (.venv-$*)"
+	@.venv-$*/bin/python -m pytest -q -p no:cacheprovider
 
 demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
