@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from ._errors import DeadlineExceeded, Stopped
 from ._stop import StopEvent
 
 __all__ = [
+    "UNTIL_STOPPED",
     "Limits",
     "StopLike",
     "begin",
@@ -33,6 +34,7 @@ __all__ = [
     "set_poll_interval",
     "validate_stop",
     "validate_timeout",
+    "validate_wait_timeout",
 ]
 
 _monotonic = time.monotonic
@@ -46,6 +48,31 @@ class StopLike(Protocol):
         """Whether the stop was requested."""
         ...
 
+
+class _UntilStopped(float):
+    """The type of ``UNTIL_STOPPED``: one instance, recognised by identity.
+
+    A ``float`` (infinity), so that it type-checks wherever a ``timeout`` does.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "stoppable.UNTIL_STOPPED"
+
+    def __reduce__(self) -> str:
+        return "UNTIL_STOPPED"  # unpickles as the module attribute: still the one instance
+
+
+UNTIL_STOPPED: Final = _UntilStopped("inf")
+"""A ``timeout`` for waits that should last until a stop: an accept loop, an idle
+keep-alive read, a consumer waiting for work.
+
+Accepted by a wrapper only where a stop can end the wait: an explicit ``stop`` or an
+enclosing scope's; refused with ``ValueError`` otherwise, so a wait can never be left
+without any end. An enclosing scope's deadline still applies. ``None`` stays refused
+everywhere: forgetting a timeout and choosing to wait until stopped look different.
+"""
 
 _poll_interval = 0.05
 
@@ -79,6 +106,11 @@ def validate_timeout(timeout: object, name: str = "timeout") -> float:
     kind = type(timeout)
     if kind is float or kind is int:
         value = _as_float(timeout, name)
+    elif timeout is UNTIL_STOPPED:
+        raise ValueError(
+            f"{name}=UNTIL_STOPPED is accepted only by a wait that a stop can end "
+            "(a wrapper call), not here: give a number of seconds"
+        )
     elif timeout is None:
         raise TypeError(
             f"{name} is required: a finite number of seconds, got None "
@@ -292,10 +324,11 @@ _INF = math.inf
 _FAST_MAX = 1e300
 
 
-def begin(timeout: object, stop: object) -> float:
+def begin(timeout: object, stop: object, name: str = "timeout") -> float:
     """Start a wrapper call: validate ``timeout`` and ``stop``, check the stops.
 
-    Returns the timeout as a number of seconds. Raises the validation errors before
+    Returns the timeout as a number of seconds (``math.inf`` for ``UNTIL_STOPPED``,
+    which needs ``stop`` or an enclosing scope's stop). Raises the validation errors before
     anything else (so no I/O happens on bad input), then ``Stopped`` if the call's
     stop or a scope's stop is already set: stops are level-triggered.
 
@@ -308,7 +341,7 @@ def begin(timeout: object, stop: object) -> float:
     kind = timeout.__class__
     # NaN fails the comparison and takes the slow path, which refuses it.
     if not ((kind is float or kind is int) and 0 <= timeout < _FAST_MAX):  # type: ignore[operator]
-        timeout = validate_timeout(timeout)
+        timeout = validate_wait_timeout(timeout, stop, name)
     if stop is not None:
         if stop.__class__ is StopEvent:
             if stop._flag:
@@ -321,6 +354,24 @@ def begin(timeout: object, stop: object) -> float:
             if scope_stop.is_set():
                 raise Stopped(getattr(scope_stop, "reason", None))
     return timeout  # type: ignore[return-value]
+
+
+def validate_wait_timeout(timeout: object, stop: object, name: str = "timeout") -> float:
+    """A wrapper's ``timeout`` in seconds: ``validate_timeout``, or ``inf`` for ``UNTIL_STOPPED``.
+
+    ``UNTIL_STOPPED`` needs ``stop`` or an enclosing scope's stop: a wait with neither
+    a deadline nor a stop could never end, so it is a ``ValueError`` naming ``name``.
+    """
+    if timeout is not UNTIL_STOPPED:
+        return validate_timeout(timeout, name)
+    if stop is None:
+        state = _current_scope.get()
+        if state is None or not state.stops:
+            raise ValueError(
+                f"{name}=UNTIL_STOPPED needs a stop that can end the wait: pass stop=..., "
+                "or call inside stoppable.scope(stop=...)"
+            )
+    return _INF
 
 
 def limits(timeout: object, stop: object, operation: str) -> Limits:

@@ -448,7 +448,9 @@ def _connect_addresses(
             break
         share = remaining / (count - index)
         target = _show(sockaddr[0], sockaddr[1])
-        sub = _share(call, call.deadline - remaining + share, f"connect to {target}")
+        # UNTIL_STOPPED: every address may take as long as it needs (inf - inf is NaN).
+        end = call.deadline if share == math.inf else call.deadline - remaining + share
+        sub = _share(call, end, f"connect to {target}")
 
         def share_ran_out(
             message: str,
