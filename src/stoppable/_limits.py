@@ -30,6 +30,7 @@ __all__ = [
     "checkpoint",
     "get_poll_interval",
     "limits",
+    "merge",
     "scope",
     "set_poll_interval",
     "validate_stop",
@@ -226,15 +227,9 @@ class scope:  # a context manager used like a function, as contextlib's are
     def __enter__(self) -> scope:
         if self._state is not None:
             raise RuntimeError("a scope can be entered only once")
-        parent = _current_scope.get()
-        deadline, budget = None, self._timeout
-        if budget is not None:
-            deadline = _monotonic() + budget
-        stops: tuple[StopLike, ...] = () if self._stop is None else (self._stop,)
-        if parent is not None:
-            if parent.deadline is not None and (deadline is None or parent.deadline < deadline):
-                deadline, budget = parent.deadline, parent.timeout
-            stops = parent.stops + tuple(s for s in stops if s not in parent.stops)
+        budget = self._timeout
+        deadline = None if budget is None else _monotonic() + budget
+        deadline, budget, _, stops = merge(_current_scope.get(), deadline, budget, self._stop)
         self._state = _ScopeState(deadline, budget, stops)
         self._token = _current_scope.set(self._state)
         return self
@@ -254,6 +249,26 @@ class scope:  # a context manager used like a function, as contextlib's are
             _current_scope.reset(self._token)  # type: ignore[arg-type]
 
 
+def merge(
+    outer: _ScopeState | None, deadline: float | None, budget: float | None, stop: object
+) -> tuple[float | None, float | None, bool, tuple[StopLike, ...]]:
+    """The one merge of limits: one's own deadline and stop with the enclosing scopes'.
+
+    Returns ``(deadline, budget, from_scope, stops)``: the earliest deadline, the budget
+    that set it (for messages), whether it is the scopes', and every stop, the own one
+    first, each once (compared by identity: two stops are the same only if they are).
+    """
+    stops: tuple[StopLike, ...] = () if stop is None else (stop,)  # type: ignore[assignment]
+    if outer is None:
+        return deadline, budget, False, stops
+    from_scope = False
+    if outer.deadline is not None and (deadline is None or outer.deadline < deadline):
+        deadline, budget, from_scope = outer.deadline, outer.timeout, True
+    if outer.stops:
+        stops += tuple(s for s in outer.stops if s is not stop)
+    return deadline, budget, from_scope, stops
+
+
 def _replaceable(exc: BaseException | None) -> bool:
     """Whether a scope that expired may raise ``DeadlineExceeded`` in place of ``exc``."""
     return exc is None or (isinstance(exc, Exception) and not isinstance(exc, DeadlineExceeded))
@@ -270,21 +285,24 @@ class Limits:
     __slots__ = ("deadline", "from_scope", "operation", "stops", "timeout")
 
     def __init__(self, timeout: float, stop: object, operation: str) -> None:
-        deadline = _monotonic() + timeout
-        stops: tuple[StopLike, ...] = () if stop is None else (stop,)  # type: ignore[assignment]
-        from_scope = False
-        state = _current_scope.get()
-        if state is not None:
-            if state.deadline is not None and state.deadline < deadline:
-                deadline, from_scope = state.deadline, True
-                timeout = state.timeout  # type: ignore[assignment] # set with the deadline
-            if state.stops:
-                stops = stops + tuple(s for s in state.stops if s is not stop)
-        self.deadline = deadline
-        self.timeout = float(timeout)  # the budget that ran out, for messages
+        deadline, budget, from_scope, stops = merge(
+            _current_scope.get(), _monotonic() + timeout, timeout, stop
+        )
+        self.deadline: float = deadline  # type: ignore[assignment] # never None: ours is a number
+        self.timeout = float(budget)  # type: ignore[arg-type] # the budget that ran out, for messages
         self.from_scope = from_scope
         self.stops = stops
         self.operation = operation
+
+    def narrowed(self, deadline: float, operation: str) -> Limits:
+        """A share of this call: the same stops, ending at ``deadline`` at the latest."""
+        share = Limits.__new__(Limits)
+        share.deadline = min(deadline, self.deadline)
+        share.timeout = self.timeout
+        share.from_scope = self.from_scope
+        share.stops = self.stops
+        share.operation = operation
+        return share
 
     def remaining(self) -> float:
         """Seconds left until the deadline; ``<= 0`` once it has passed."""

@@ -427,16 +427,6 @@ def _handshake(
     )
 
 
-def _share(call: Limits, deadline: float, operation: str) -> Limits:
-    """A ``Limits`` like ``call`` (same stops) ending at ``deadline``."""
-    share = Limits(0.0, None, operation)
-    share.deadline = min(deadline, call.deadline)
-    share.timeout = call.timeout
-    share.from_scope = call.from_scope
-    share.stops = call.stops
-    return share
-
-
 def _connect_addresses(
     call: Limits, infos: list[Any], source_address: tuple[str, int] | None
 ) -> socket.socket:
@@ -450,7 +440,7 @@ def _connect_addresses(
         target = _show(sockaddr[0], sockaddr[1])
         # UNTIL_STOPPED: every address may take as long as it needs (inf - inf is NaN).
         end = call.deadline if share == math.inf else call.deadline - remaining + share
-        sub = _share(call, end, f"connect to {target}")
+        sub = call.narrowed(end, f"connect to {target}")
 
         def share_ran_out(
             message: str,
