@@ -9,6 +9,8 @@ threads outside a guard.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import os
@@ -857,6 +859,35 @@ def test_executor_with_guard_stops_tasks_that_know_nothing_of_stoppable() -> Non
         assert plain.submit(lambda: threading.current_thread().name).result(LONG)
     finally:
         plain.shutdown(timeout=LONG)
+
+
+def test_executor_with_guard_reaches_asyncio_to_thread_as_the_default_executor() -> None:
+    # asyncio.to_thread runs the call in a copied context (partial(context.run, ...)):
+    # a guard entered outside that context would not be seen by the call.
+    executor = futures.ThreadPoolExecutor(1, guard=True)
+    helper = concurrent.futures.ThreadPoolExecutor(1)  # the guarded one has one worker
+
+    async def main() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(executor)
+        task = asyncio.ensure_future(asyncio.to_thread(time.sleep, LONG))
+        await loop.run_in_executor(helper, wait_until, lambda: executor._threads)
+        [worker] = executor._threads
+        await loop.run_in_executor(helper, wait_until_blocked, worker)
+        started = time.monotonic()
+        await loop.run_in_executor(helper, lambda: executor.shutdown(stop=True, timeout=WAKE_BOUND))
+        assert time.monotonic() - started < WAKE_BOUND
+        try:
+            await task
+        except Stopped as exc:
+            return exc
+        return None
+
+    try:
+        error = asyncio.run(main())
+    finally:
+        helper.shutdown()
+    assert isinstance(error, Stopped)
 
 
 def test_http_with_guard_bounds_foreign_code_during_the_request() -> None:

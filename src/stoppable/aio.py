@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 from . import futures as _futures
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard as _guard
+from ._guard._install import resolve as _resolve_patch
 from ._limits import StopLike, begin, get_poll_interval, scope, validate_stop, validate_timeout
 from ._stop import StopEvent
 
@@ -381,7 +382,7 @@ def _guarded(
     fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
 ) -> Callable[[], T]:
     """``fn(*args, **kwargs)`` as an executor task that runs inside a guard."""
-    context, func, args, kwargs = _split_context(fn, args, kwargs)
+    context, func, args, kwargs = _futures._split_context(fn, args, kwargs)
 
     def run_guarded() -> T:
         stop = _futures.current_stop()
@@ -406,36 +407,7 @@ def _call_in_guard(
     kwargs: dict[str, Any],
 ) -> T:
     with _guard(timeout=timeout, stop=stop):
-        return func(*args, **kwargs)
-
-
-def _is_context_run(fn: object) -> bool:
-    return isinstance(getattr(fn, "__self__", None), contextvars.Context) and (
-        getattr(fn, "__name__", None) == "run"
-    )
-
-
-def _split_context(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[contextvars.Context | None, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
-    """``(context, func, args, kwargs)`` of a call that runs ``func`` in a copied context.
-
-    ``asyncio.to_thread`` submits ``partial(context.run, func, *args)``, and
-    ``to_thread`` here ``context.run`` with ``func`` as its first argument. A guard
-    (a ``contextvars`` scope) entered around ``context.run`` would not be seen inside
-    it: it must be entered inside the context.
-    """
-    if isinstance(fn, functools.partial):
-        if fn.args and _is_context_run(fn.func):
-            return (
-                fn.func.__self__,  # type: ignore[attr-defined]
-                fn.args[0],
-                fn.args[1:] + args,
-                {**fn.keywords, **kwargs},
-            )
-    elif args and _is_context_run(fn):
-        return fn.__self__, args[0], args[1:], kwargs  # type: ignore[attr-defined]
-    return None, fn, args, kwargs
+        return _resolve_patch(func)(*args, **kwargs)  # type: ignore[no-any-return]
 
 
 # --- from a stop to asyncio ----------------------------------------------------------

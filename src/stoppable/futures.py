@@ -60,6 +60,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import logging
 import multiprocessing
 import multiprocessing.pool
@@ -82,7 +84,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from . import _args, _compat
 from ._errors import DeadlineExceeded, Stopped
-from ._guard import guard
+from ._guard import _install, guard
 from ._limits import SHUTDOWN_TIMEOUT, Limits, StopLike, begin, scope, validate_timeout
 from ._stop import StopEvent
 from ._wait import MAX_BLOCK, NOT_YET, NotYet, wait_condition, wait_loop
@@ -579,12 +581,60 @@ def _run_task(
         stop.set(executor_stop.reason)
     if stop._flag:
         raise Stopped(stop.reason)
+    context, fn, args, kwargs = _split_context(fn, args, kwargs)
+    if context is not None:
+        # asyncio.to_thread submits partial(context.run, func): the stop (and the
+        # guard, both contextvars) must be entered inside that context to reach func.
+        return context.run(_run_in_stop, stop, fn, args, kwargs, guarded)
+    return _run_in_stop(stop, fn, args, kwargs, guarded)
+
+
+def _run_in_stop(
+    stop: StopEvent,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    guarded: bool,
+) -> T:
     token = _task_stop.set(stop)
     try:
-        with guard(stop=stop) if guarded else scope(stop=stop):
-            return fn(*args, **kwargs)
+        if not guarded:
+            with scope(stop=stop):
+                return fn(*args, **kwargs)
+        with guard(stop=stop):
+            return _install.resolve(fn)(*args, **kwargs)  # type: ignore[no-any-return]
     finally:
         _task_stop.reset(token)
+
+
+def _is_context_run(fn: object) -> bool:
+    return isinstance(getattr(fn, "__self__", None), contextvars.Context) and (
+        getattr(fn, "__name__", None) == "run"
+    )
+
+
+def _split_context(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[contextvars.Context | None, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """``(context, func, args, kwargs)`` of a call that runs ``func`` in a copied context.
+
+    ``asyncio.to_thread`` submits ``partial(context.run, func, *args)``, and
+    ``aio.to_thread`` ``context.run`` with ``func`` as its first argument. A scope or
+    guard (``contextvars`` state) entered around ``context.run`` would not be seen
+    inside it: it must be entered inside the context. Other ways of switching
+    context inside a task are not recognised.
+    """
+    if isinstance(fn, functools.partial):
+        if fn.args and _is_context_run(fn.func):
+            return (
+                fn.func.__self__,  # type: ignore[attr-defined]
+                fn.args[0],
+                fn.args[1:] + args,
+                {**fn.keywords, **kwargs},
+            )
+    elif args and _is_context_run(fn):
+        return fn.__self__, args[0], args[1:], kwargs  # type: ignore[attr-defined]
+    return None, fn, args, kwargs
 
 
 class _Task:

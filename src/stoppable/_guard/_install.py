@@ -47,6 +47,7 @@ __all__ = [
     "permanent",
     "rebind",
     "release",
+    "resolve",
     "wraps_all",
 ]
 
@@ -119,8 +120,22 @@ def install_permanent() -> None:
             if patch.rebind:
                 replacements[id(original)] = (original, patch.new)
         rebind(replacements)
+        _replacements.update(replacements)
         _while_open = while_open
         _permanent_done = True
+
+
+_replacements: dict[int, tuple[object, object]] = {}
+
+
+def resolve(function: Any) -> Any:
+    """The patch of ``function`` if it is an original the guard replaced, else itself.
+
+    For a function taken before the first install and handed over as a value
+    (``to_thread(time.sleep, 60)`` evaluated before any guard was open).
+    """
+    found = _replacements.get(id(function))
+    return found[1] if found is not None and found[0] is function else function
 
 
 def acquire() -> None:
