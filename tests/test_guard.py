@@ -24,6 +24,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -842,6 +843,43 @@ def test_sync_thread_with_guard_stops_a_plain_wait() -> None:
     assert thread.stopped.reason == "bye"
     with pytest.raises(TypeError, match="guard"):
         sync.Thread(target=print, guard=1)  # type: ignore[arg-type]
+
+
+class _Local:
+    """An object only a frame's locals refer to."""
+
+
+def _stopped_in_guard(refs: list[weakref.ref[_Local]], rewrite: bool) -> None:
+    local = _Local()
+    refs.append(weakref.ref(local))
+    stop = StopEvent()
+    with guard(stop=stop) as inside:
+        stop.set("bye")
+        try:
+            time.sleep(LONG)
+        except Stopped as exc:
+            if rewrite:  # as a client that turns the error into its own
+                raise ConnectionError("lost") from exc
+            raise
+    del inside  # pragma: no cover - never reached
+
+
+@pytest.mark.parametrize("rewrite", [False, True], ids=["passed-through", "guard-raised"])
+def test_a_stopped_guard_frees_its_frames_without_the_garbage_collector(rewrite: bool) -> None:
+    # The guard's record of what it interrupted held the Stopped, whose traceback held
+    # the frame holding the guard: a cycle, so the frames lived until a collection.
+    refs: list[weakref.ref[_Local]] = []
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(Stopped) as info:
+            _stopped_in_guard(refs, rewrite)
+        assert isinstance(info.value.__cause__, ConnectionError) is rewrite
+        del info
+        assert refs[0]() is None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_executor_with_guard_stops_tasks_that_know_nothing_of_stoppable() -> None:

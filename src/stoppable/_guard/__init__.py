@@ -16,6 +16,7 @@ See ``docs/guard.md`` for what is reached, what is not, and the error rules.
 from __future__ import annotations
 
 import time
+import weakref
 from types import TracebackType
 
 from .._errors import DeadlineExceeded, Stopped
@@ -63,7 +64,7 @@ class guard:  # a context manager used like a function, as scope is
     inside a guard run the standard library's code unchanged.
     """
 
-    __slots__ = ("_entered", "_record", "_scope", "_token")
+    __slots__ = ("_entered", "_interrupted", "_record", "_scope", "_token")
 
     def __init__(self, *, timeout: float | None = None, stop: StopLike | None = None) -> None:
         if timeout is None and stop is None:
@@ -72,6 +73,7 @@ class guard:  # a context manager used like a function, as scope is
         self._record = Record()
         self._token: object = None
         self._entered = False
+        self._interrupted: weakref.ref[BaseException] | None = None
 
     @staticmethod
     def install(*, keep_sockets: bool = False) -> None:
@@ -106,7 +108,14 @@ class guard:  # a context manager used like a function, as scope is
 
     @property
     def interrupted(self) -> BaseException | None:
-        """The first ``Stopped``/``DeadlineExceeded`` the guard raised inside, if any."""
+        """The first ``Stopped``/``DeadlineExceeded`` the guard raised inside, if any.
+
+        After the block, only while something else still holds that exception (the
+        guard's own error has it as its cause): the guard does not keep it, nor the
+        frames of its traceback, alive.
+        """
+        if self._interrupted is not None:
+            return self._interrupted()
         return self._record.fired
 
     def __enter__(self) -> guard:
@@ -134,22 +143,36 @@ class guard:  # a context manager used like a function, as scope is
             self._scope.__exit__(exc_type, exc, tb)
         finally:
             _install.release()
+        # The record lets go of what it interrupted: that exception's traceback holds
+        # the frames of the block, one of which holds this guard, and the cycle would
+        # keep them (and their locals) alive until a garbage collection.
+        fired = self._record.fired
+        self._record.fired = None
+        if fired is not None:
+            self._interrupted = weakref.ref(fired)
         if state is None:  # pragma: no cover - entered, so there is a state
             return
         error = self._fired(state)
         if error is None:
             return
+        cause: BaseException
         if exc is None:
-            if self._record.fired is None:
+            if fired is None:
                 return  # done in time, or past the deadline without being interrupted
-            raise error from self._record.fired
-        if isinstance(exc, _PASS_THROUGH):
+            cause = fired
+        elif isinstance(exc, _PASS_THROUGH):
             return
-        if isinstance(exc, Stopped) and isinstance(error, Stopped):
+        elif isinstance(exc, Stopped) and isinstance(error, Stopped):
             return  # already what the guard would raise
-        if isinstance(exc, DeadlineExceeded) and isinstance(error, DeadlineExceeded):
+        elif isinstance(exc, DeadlineExceeded) and isinstance(error, DeadlineExceeded):
             return
-        raise error from exc
+        else:
+            cause = exc
+        try:
+            raise error from cause
+        finally:
+            # This frame, kept by the error's traceback, must not hold the error itself.
+            del error, cause, fired
 
     def _fired(self, state: _ScopeState) -> BaseException | None:
         """``Stopped`` if a stop is set, ``DeadlineExceeded`` if the deadline passed."""

@@ -125,9 +125,14 @@ def check(record: Record, state: _ScopeState, operation: str) -> None:
         return
     first = record.fired
     note(record, exc)
-    if first is not None:
-        raise exc from first
-    raise exc
+    try:
+        if first is not None:
+            raise exc from first
+        raise exc
+    finally:
+        # This frame, kept by the error's traceback, must not hold the error (a cycle
+        # that keeps every frame of the traceback alive until a garbage collection).
+        del exc, first
 
 
 def call_limits(own: float | None, operation: str) -> Limits:
