@@ -6,8 +6,10 @@ installs two kinds of patch, under one lock:
 - *while-open* patches: the methods of ``socket.socket`` and ``ssl.SSLSocket``, whose
   calls are hot (a check left on every ``recv`` costs about 10 % of a loopback
   ping-pong). They are in place while at least one guard is open anywhere in the
-  process, and removed when the last one closes, so a process that is not inside any
-  guard runs the standard library's own methods at their own speed.
+  process, and removed ``LINGER`` after the last one closed (by a daemon thread that
+  lives only until then), so a process that is not inside any guard runs the standard
+  library's own methods at their own speed, and guards opened one after another do not
+  pay for installing and removing them each time.
 - *permanent* patches: everything else, where a check costs nothing next to a call
   that blocks anyway (``threading.Condition.wait``, ``Thread.join``, ``Barrier.wait``,
   ``subprocess.Popen.wait``/``communicate``, the ``selectors`` classes' ``select``)
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,11 +47,13 @@ __all__ = [
     "acquire",
     "install_permanent",
     "is_installed",
+    "is_open",
     "keep",
     "permanent",
     "rebind",
     "release",
     "resolve",
+    "settle",
     "wraps_all",
 ]
 
@@ -138,26 +144,91 @@ def resolve(function: Any) -> Any:
     return found[1] if found is not None and found[0] is function else function
 
 
+# The while-open patches stay this long after the last guard closed, so a process that
+# opens guards one after another (aio.to_thread, a guarded executor's tasks) does not
+# pay for installing and removing them every time; a process that stops using guards
+# gets the standard library's socket methods back within this time.
+LINGER = 0.5
+
+_installed = False  # the while-open patches are in place
+_closed_at = 0.0  # when the last guard closed (time.monotonic())
+_remover: threading.Thread | None = None
+_wake = threading.Condition(_lock)
+
+
 def acquire() -> None:
     """A guard opens: install what is missing."""
-    global _open
+    global _open, _installed
     if not _permanent_done:
         install_permanent()
     with _lock:
-        if _open == 0:
+        if not _installed:
             for patch in _while_open:
                 patch.apply()
+            _installed = True
         _open += 1
 
 
 def release() -> None:
-    """A guard closes: the last one out removes the while-open patches."""
-    global _open
+    """A guard closes: the while-open patches go ``LINGER`` after the last one out."""
+    global _open, _closed_at, _remover
     with _lock:
         _open -= 1
         if _open == 0:
-            for patch in reversed(_while_open):
-                patch.revert()
+            _closed_at = time.monotonic()
+            if _remover is None:
+                _remover = threading.Thread(
+                    target=_remove_when_idle, name="stoppable-guard-remover", daemon=True
+                )
+                _remover.start()
+
+
+def _remove_when_idle() -> None:
+    """Remove the while-open patches once no guard has been open for ``LINGER``."""
+    global _remover, _installed
+    with _lock:
+        try:
+            while True:
+                if _kept:
+                    return
+                if _open == 0:
+                    idle = time.monotonic() - _closed_at
+                    if idle >= LINGER:
+                        _revert()
+                        return
+                    _wake.wait(LINGER - idle)
+                else:
+                    _wake.wait(LINGER)
+        finally:
+            _remover = None
+
+
+def _revert() -> None:
+    global _installed
+    if _installed:
+        for patch in reversed(_while_open):
+            patch.revert()
+        _installed = False
+
+
+def settle() -> None:
+    """Remove the while-open patches now if no guard is open (tests, and at fork)."""
+    with _lock:
+        if _open == 0 and not _kept:
+            _revert()
+        _wake.notify_all()
+
+
+def _after_fork_in_child() -> None:
+    # The remover thread does not exist in a child: start one on its next release.
+    global _remover, _lock, _wake
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _remover = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _kept = False
@@ -174,7 +245,12 @@ def keep() -> None:
 
 
 def is_installed() -> bool:
-    """Whether the while-open patches are in place (some guard is open)."""
+    """Whether the while-open patches are in place (a guard is open, or closed lately)."""
+    return _installed
+
+
+def is_open() -> bool:
+    """Whether some guard is open anywhere in the process."""
     return _open > 0
 
 
