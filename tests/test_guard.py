@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -815,6 +816,55 @@ def test_references_captured_before_the_first_guard_are_rebound() -> None:
         class Later:  # a class body run after the install: still not bound
             nap = time.sleep
         Later().nap(0)
+        print("rebound")
+    """
+    assert run_script(script) == "rebound"
+
+
+_CAPTURES = """
+import time
+def keyword(*, pause=time.sleep):
+    return pause
+class Holder:
+    @staticmethod
+    def static(pause=time.sleep):
+        return pause
+    @classmethod
+    def klass(cls, *, pause=time.sleep):
+        return pause
+    def method(self, pause=time.sleep):
+        return pause
+"""
+
+
+def test_the_first_guard_rebinds_every_kind_of_capture_and_touches_nothing_else(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "captures.py").write_text(_CAPTURES)
+    script = f"""
+        import sys, time
+        sys.path.insert(0, {str(tmp_path)!r})
+        import captures
+
+        class Lazy:  # a lazy proxy: asking it anything (even __class__) builds its target
+            touched = []
+
+            def __getattribute__(self, name):
+                Lazy.touched.append(name)
+                return object.__getattribute__(self, name)
+
+        captures.proxy = Lazy()
+
+        import stoppable
+        with stoppable.guard(timeout=60):
+            pass
+        assert Lazy.touched == [], Lazy.touched
+        patched = time.sleep
+        assert type(patched).__name__ != "builtin_function_or_method"
+        assert captures.keyword() is patched
+        assert captures.Holder.static() is patched
+        assert captures.Holder.klass() is patched
+        assert captures.Holder().method() is patched
         print("rebound")
     """
     assert run_script(script) == "rebound"

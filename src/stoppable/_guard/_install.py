@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
+import operator
 import os
 import sys
 import threading
@@ -265,6 +267,32 @@ def _skipped(name: str) -> bool:
     return name.split(".")[0] in _SKIPPED
 
 
+_defaults = operator.attrgetter("__defaults__")
+_kwdefaults = operator.attrgetter("__kwdefaults__")
+
+
+def _refers(wanted: set[int], values: Iterable[object]) -> bool:
+    """Whether any of ``values`` is one of the originals (by id), without a Python loop."""
+    return not wanted.isdisjoint(map(id, values))
+
+
+def _defaults_refer(wanted: set[int], functions: list[Any]) -> bool:
+    """Whether a default argument of one of ``functions`` is one of the originals."""
+    positional = itertools.chain.from_iterable(filter(None, map(_defaults, functions)))
+    if _refers(wanted, positional):
+        return True
+    keywords = filter(None, map(_kwdefaults, functions))
+    return _refers(wanted, itertools.chain.from_iterable(map(dict.values, keywords)))
+
+
+def _class_functions(members: list[Any]) -> list[Any]:
+    plain = [value for value in members if type(value) is types.FunctionType]
+    wrapped = [
+        value.__func__ for value in members if issubclass(type(value), staticmethod | classmethod)
+    ]
+    return plain + [function for function in wrapped if type(function) is types.FunctionType]
+
+
 def rebind(replacements: dict[int, tuple[object, object]]) -> int:
     """Replace references to the originals in loaded modules; returns how many.
 
@@ -272,8 +300,13 @@ def rebind(replacements: dict[int, tuple[object, object]]) -> int:
     classes' methods, and its classes' attributes (a builtin function stored as a class
     attribute, such as ``selectors.SelectSelector._select = select.select``, is
     rebound as a ``staticmethod`` so it does not become a method).
+
+    It runs on the first guard's entry, over every loaded module: each namespace is
+    first asked, in C (``set.isdisjoint`` over ``map(id, ...)``), whether it holds an
+    original at all; only the few that do are walked in Python.
     """
     count = 0
+    wanted = set(replacements)
 
     def swap(value: object) -> object:
         found = replacements.get(id(value))
@@ -306,19 +339,31 @@ def rebind(replacements: dict[int, tuple[object, object]]) -> int:
             continue
         try:
             namespace = vars(module)
-        except TypeError:
+            values = list(namespace.values())
+            if _refers(wanted, values):
+                for key, value in list(namespace.items()):
+                    new = swap(value)
+                    if new is not _MISSING:
+                        namespace[key] = new
+                        count += 1
+            functions = [value for value in values if type(value) is types.FunctionType]
+            if _defaults_refer(wanted, functions):
+                for function in functions:
+                    count += fix_defaults(function)
+            # issubclass(type(...)), not isinstance: that would ask each object for its
+            # __class__, and a lazy proxy (six.moves, a lazy-loading module attribute)
+            # would import or build its target on the first guard's entry.
+            classes = [value for value in values if issubclass(type(value), type)]
+        except Exception:  # an exotic module object: leave it as it is
             continue
-        for key, value in list(namespace.items()):
+        for cls in classes:
             try:
-                new = swap(value)
-                if new is not _MISSING:
-                    namespace[key] = new
-                    count += 1
-                elif isinstance(value, types.FunctionType):
-                    count += fix_defaults(value)
-                elif isinstance(value, type) and value.__module__ == name:
-                    count += _rebind_class(value, swap, fix_defaults)
-            except Exception:  # an exotic module object: leave it as it is
+                if cls.__module__ != name:
+                    continue  # rebound where it is defined
+                members = list(vars(cls).values())
+                if _refers(wanted, members) or _defaults_refer(wanted, _class_functions(members)):
+                    count += _rebind_class(cls, swap, fix_defaults)
+            except Exception:  # an exotic class: leave it as it is
                 continue
     return count
 
@@ -335,7 +380,7 @@ def _rebind_class(
             setattr(cls, key, new)
             count += 1
             continue
-        inner = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+        inner = value.__func__ if issubclass(type(value), staticmethod | classmethod) else value
         count += fix_defaults(inner)
     return count
 
