@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from celery import Celery, signals
+from celery.exceptions import SoftTimeLimitExceeded
 
 import stoppable.integrations.celery
 
@@ -98,6 +99,30 @@ def limited(task_id: str, how: str, port: int) -> None:
 def soft_limited(task_id: str, how: str, port: int) -> None:
     """Blocked well past its 0.5 s soft time limit."""
     _run(task_id, how, port)
+
+
+@app.task(soft_time_limit=0.5, time_limit=30)  # type: ignore[untyped-decorator]
+def soft_cleanup(task_id: str, how: str, port: int) -> str:
+    """Catches its soft time limit where it blocks, and cleans up (blocking) before 30 s."""
+    _records.rpush(key("started"), task_id)
+    try:
+        _block(how, port)
+    except SoftTimeLimitExceeded:
+        time.sleep(0.2)  # a clean-up that waits: not refused after the soft limit
+        _records.rpush(key("cleaned"), task_id)
+        return "cleaned"
+    return "finished"
+
+
+@app.task(soft_time_limit=0.5, time_limit=1.5)  # type: ignore[untyped-decorator]
+def soft_then_hard(task_id: str, how: str, port: int) -> None:
+    """Catches its soft time limit, then blocks again: the hard limit ends it."""
+    _records.rpush(key("started"), task_id)
+    try:
+        _block(how, port)
+    except SoftTimeLimitExceeded:
+        _records.rpush(key("cleaned"), task_id)
+        time.sleep(LONG)
 
 
 @app.task  # type: ignore[untyped-decorator]

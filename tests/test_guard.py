@@ -33,7 +33,18 @@ import requests
 import requests.auth
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, guard, http, net, queues, sync
+from stoppable import (
+    DeadlineExceeded,
+    StopEvent,
+    Stopped,
+    _guard,
+    futures,
+    guard,
+    http,
+    net,
+    queues,
+    sync,
+)
 from stoppable._guard import _install
 from stoppable._netio import _switched
 
@@ -1080,3 +1091,55 @@ def test_a_thread_can_be_started_after_the_guard_fired() -> None:
     assert started, "Thread.start() raised"
     assert done.wait(LONG)
     worker.join(LONG)
+
+
+# --- the soft guard (a private hook for Celery's soft time limit) ----------------------
+
+
+class _SoftLimit(DeadlineExceeded):
+    """The caller's own error for a soft deadline."""
+
+
+def _soft_error(message: str) -> DeadlineExceeded:
+    return _SoftLimit(message)
+
+
+def test_a_soft_guard_fires_once_then_the_block_runs_under_the_outer_guard() -> None:
+    cleaned = False
+    with (
+        pytest.raises(DeadlineExceeded) as info,
+        guard(timeout=SHORT * 4),
+        _guard.soft(SHORT, _soft_error) as soft,
+    ):
+        try:
+            time.sleep(LONG)  # ended by the soft deadline
+        except _SoftLimit:
+            time.sleep(SHORT / 4)  # the clean-up's own wait is not refused...
+            socket.getaddrinfo("127.0.0.1", 80)
+            cleaned = True
+        assert soft.fired
+        time.sleep(LONG)  # ... and the hard deadline still ends the block
+    assert cleaned
+    assert not isinstance(info.value, _SoftLimit)
+
+
+def test_a_soft_guard_alone_leaves_the_block_unguarded_once_fired() -> None:
+    started = time.monotonic()
+    with _guard.soft(SHORT, _soft_error):
+        with pytest.raises(_SoftLimit, match="condition wait"):
+            queue.Queue[int]().get()
+        time.sleep(SHORT)  # not refused
+    assert SHORT * 2 <= time.monotonic() - started < SHORT * 2 + WAKE_BOUND
+
+
+def test_a_soft_guard_behind_an_earlier_outer_deadline_never_fires() -> None:
+    with (
+        pytest.raises(DeadlineExceeded) as info,
+        guard(timeout=SHORT),
+        _guard.soft(LONG, _soft_error) as soft,
+    ):
+        time.sleep(LONG)
+    assert not isinstance(info.value, _SoftLimit)
+    assert not soft.fired
+    with pytest.raises(TypeError, match="error"):
+        _guard.soft(1.0, "no")  # type: ignore[arg-type]

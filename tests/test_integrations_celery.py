@@ -158,11 +158,36 @@ def test_soft_and_global_time_limits(
     assert (state, exc_name, first) == (
         "FAILURE",
         "stoppable.integrations.celery.SoftTimeLimitExceeded",
-        "DeadlineExceeded",
+        "SoftTimeLimitExceeded",  # what the task's code saw, at its blocked recv
     )
     assert app.state(soft) == "FAILURE"
     assert "soft time limit (0.5 s) exceeded" in worker.log()
     assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_task_catches_its_soft_time_limit_where_it_blocks_and_cleans_up(
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
+) -> None:
+    app = make_app()
+    worker = app.worker(pool)
+    hows = ["recv", "queue", "sleep"]  # the calls that let the error through unchanged
+    results = {how: app.send("soft_cleanup", how, how, silent_server.port) for how in hows}
+    hard = app.send("soft_then_hard", "hard", "sleep", silent_server.port)
+    app.records.wait_ended(len(hows) + 1, worker)
+    records = ended(app)
+    for how in hows:
+        _, state, exc_name, _first, _at = records[how]
+        assert (state, exc_name) == ("SUCCESS", ""), (how, records[how])
+        assert results[how].get(timeout=WAKE_BOUND) == "cleaned"
+    assert sorted(app.records.client.lrange(app.records.key("cleaned"), 0, -1)) == sorted(
+        [*hows, "hard"]
+    )
+    # Cleaning up past the soft limit, it is the hard one (1.5 s, not LONG) that ends it.
+    _, state, exc_name, _first, _at = records["hard"]
+    assert (state, exc_name) == ("FAILURE", "billiard.exceptions.TimeLimitExceeded")
+    assert app.state(hard) == "FAILURE"
+    assert "soft time limit (0.5 s) exceeded" in worker.log()
 
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])

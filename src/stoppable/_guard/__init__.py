@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import StopLike, _current_scope, _ScopeState, scope
 from . import _install
-from ._state import Record, active
+from ._state import Record, SoftState, active
 
 __all__ = ["guard", "reach"]
 
@@ -185,6 +187,67 @@ class guard:  # a context manager used like a function, as scope is
                 f"the stoppable.guard's deadline{budget} passed", timeout=state.timeout
             )
         return None
+
+
+class soft:  # a context manager used like a function, as guard is
+    """A guard whose deadline fires once, with an error of the caller's; private.
+
+    For a limit the code inside may catch and act on (Celery's soft time limit): inside
+    the block, the first blocking operation the deadline ends raises ``error(message)``
+    (a ``DeadlineExceeded``, made at that moment) instead of the guard's
+    ``DeadlineExceeded``; from then on the block runs under the limits around it (an
+    enclosing guard, usually with a later, hard deadline, or none), so it can clean up.
+    Its exit raises nothing of its own: what leaves the block leaves it unchanged.
+    ``stoppable`` calls, and scopes entered inside, see its deadline as a plain one.
+    """
+
+    __slots__ = ("_error", "_record", "_scope", "_state", "_tokens")
+
+    def __init__(self, timeout: float, error: Callable[[str], DeadlineExceeded]) -> None:
+        if not callable(error):
+            raise TypeError(f"error must be callable, got {type(error).__name__}")
+        self._scope = scope(timeout=timeout)  # validates it
+        self._error = error
+        self._record = Record()
+        self._state: SoftState | None = None
+        self._tokens: tuple[Any, Any] | None = None
+
+    @property
+    def fired(self) -> bool:
+        """Whether the soft deadline ended an operation in the block."""
+        return self._state is not None and self._state.spent
+
+    def __enter__(self) -> soft:
+        if self._state is not None:
+            raise RuntimeError("a soft guard can be entered only once")
+        outer, outer_record = _current_scope.get(), active.get()
+        _install.acquire()
+        try:
+            self._scope.__enter__()
+            merged = _current_scope.get()
+            assert merged is not None  # the scope just set it
+            self._state = SoftState(merged, outer, outer_record, self._error)
+            self._tokens = (_current_scope.set(self._state), active.set(self._record))
+        except BaseException:
+            _install.release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tokens is not None:
+                state_token, record_token = self._tokens
+                active.reset(record_token)
+                _current_scope.reset(state_token)
+            self._scope.__exit__(exc_type, exc, tb)
+        finally:
+            self._record.fired = None  # no cycle through the error's frames
+            _install.release()
 
 
 class reach:  # a context manager used like a function, as guard is

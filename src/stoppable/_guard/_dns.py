@@ -16,8 +16,9 @@ from typing import Any
 
 from .. import _resolve
 from .._errors import DeadlineExceeded, Stopped
+from .._limits import _ScopeState
 from ._install import Patch, permanent
-from ._state import call_limits, enter, note
+from ._state import Record, call_limits, enter, note, soften
 
 __all__ = ["patches"]
 
@@ -34,7 +35,7 @@ def _bounded(operation: str, host: Any, run: Callable[[], Any]) -> Any:
     entered = enter(operation)
     if entered is None:
         return run()
-    record, _ = entered
+    record, state = entered
     call = call_limits(None, f"{operation} of {host!r}")
     try:
         # Keyed by a tuple, which the resolver never takes for an IP literal: a reverse
@@ -42,9 +43,22 @@ def _bounded(operation: str, host: Any, run: Callable[[], Any]) -> Any:
         key: Any = (operation, host)
         answer = _resolve.lookup(call, key, None, resolver=lambda *_: [run()])
     except (Stopped, DeadlineExceeded) as exc:
-        note(record, exc)
+        _interrupted(record, state, exc, operation)
         raise
     return answer[0]
+
+
+def _interrupted(record: Record, state: _ScopeState, exc: BaseException, operation: str) -> None:
+    """Note ``exc``; raise a soft guard's error instead when its deadline is what fired."""
+    soft = soften(state, exc, operation)
+    if soft is None:
+        note(record, exc)
+        return
+    note(record, soft)
+    try:
+        raise soft from exc
+    finally:
+        del soft, exc
 
 
 def _literal(host: Any) -> bool:
@@ -64,14 +78,14 @@ def getaddrinfo(
     entered = enter("name lookup")
     if entered is None:
         return _getaddrinfo(host, port, family, type, proto, flags)
-    record, _ = entered
+    record, state = entered
     call = call_limits(None, f"name lookup of {host!r}")
     try:
         # The resolver set by stoppable.net.set_resolver (socket.getaddrinfo by default),
         # as for stoppable.net.connect.
         return _resolve.lookup(call, host, port, family, type, proto, flags)
     except (Stopped, DeadlineExceeded) as exc:
-        note(record, exc)
+        _interrupted(record, state, exc, "name lookup")
         raise
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "FOREVER",
     "OwnTimeout",
     "Record",
+    "SoftState",
     "active",
     "call_limits",
     "called_from_stoppable",
@@ -39,6 +40,7 @@ __all__ = [
     "guard_error",
     "note",
     "run_wait",
+    "soften",
 ]
 
 T = TypeVar("T")
@@ -79,9 +81,70 @@ def _deadline_message(operation: str, state: _ScopeState) -> str:
     return f"{operation} interrupted: the stoppable.guard's deadline{budget} has passed"
 
 
+class SoftState(_ScopeState):
+    """The limits inside a soft guard (``_guard.soft``): its deadline fires once.
+
+    ``soft_in_force``: the merged deadline is the soft guard's own (not an earlier
+    outer one). When it fires, the operation raises ``error(message)`` and the block
+    goes on under the ``outer`` state and ``outer_record`` (the enclosing guard's, or
+    nothing): ``spent``.
+    """
+
+    __slots__ = ("error", "outer", "outer_record", "soft_in_force", "spent")
+
+    def __init__(
+        self,
+        merged: _ScopeState,
+        outer: _ScopeState | None,
+        outer_record: Record | None,
+        error: Callable[[str], DeadlineExceeded],
+    ) -> None:
+        super().__init__(merged.deadline, merged.timeout, merged.stops)
+        self.outer = outer
+        self.outer_record = outer_record
+        self.error = error
+        self.soft_in_force = (
+            outer is None
+            or outer.deadline is None
+            or (merged.deadline is not None and merged.deadline < outer.deadline)
+        )
+        self.spent = False
+
+    def spend(self) -> None:
+        """The soft deadline fired: this context goes on under the outer limits."""
+        self.spent = True
+        _current_scope.set(self.outer)
+        active.set(self.outer_record)
+
+
 def guard_error(operation: str, state: _ScopeState) -> DeadlineExceeded:
-    """The ``DeadlineExceeded`` (a ``socket.timeout``) a guarded operation raises."""
-    return DeadlineExceeded(_deadline_message(operation, state), timeout=state.timeout)
+    """The ``DeadlineExceeded`` (a ``socket.timeout``) a guarded operation raises.
+
+    Inside a soft guard whose own deadline fired, the soft guard's error, once.
+    """
+    message = _deadline_message(operation, state)
+    if type(state) is SoftState and state.soft_in_force:
+        state.spend()
+        return state.error(message)
+    return DeadlineExceeded(message, timeout=state.timeout)
+
+
+def soften(state: _ScopeState, exc: BaseException, operation: str) -> DeadlineExceeded | None:
+    """The soft guard's error for a ``DeadlineExceeded`` made below the guard.
+
+    For an operation bounded by stoppable's own machinery (a name lookup), whose
+    deadline error is the family's: ``None`` unless the soft deadline is what fired.
+    """
+    if (
+        type(state) is SoftState
+        and state.soft_in_force
+        and not state.spent
+        and isinstance(exc, DeadlineExceeded)
+        and state.deadline is not None
+        and state.deadline <= _monotonic()
+    ):
+        return guard_error(operation, state)
+    return None
 
 
 def enter(operation: str) -> tuple[Record, _ScopeState] | None:
@@ -94,6 +157,13 @@ def enter(operation: str) -> tuple[Record, _ScopeState] | None:
     if record is None:
         return None
     state = current_state()
+    if type(state) is SoftState and state.spent:
+        # Fired in another context of this block (a context.run inside it): switch here.
+        state.spend()
+        record, outer = state.outer_record, state.outer
+        if record is None or outer is None:
+            return None
+        state = outer
     check(record, state, operation)
     return record, state
 

@@ -18,13 +18,16 @@ three, by running each task inside ``stoppable.guard``::
   task ends with Celery's ``TimeLimitExceeded``, chained from it. The message is then
   acked or requeued as Celery does for a time limit (``acks_late`` with
   ``acks_on_failure_or_timeout``).
-- ``soft_time_limit`` (same sources): the task's blocking call is ended at the soft
-  limit, and the task ends with ``SoftTimeLimitExceeded`` (this module's, a subclass
-  of Celery's and of ``stoppable.DeadlineExceeded``), chained from what the guard
-  raised. Unlike the prefork pool's soft limit, the exception is raised where the task
-  returns, not at the interrupted call: code inside the task sees the guard's
-  ``DeadlineExceeded`` (a ``TimeoutError``) there, so an ``except
-  SoftTimeLimitExceeded`` block *inside* the task does not run.
+- ``soft_time_limit`` (same sources), when it comes before the hard one: the blocking
+  call the task is in at the soft limit (or its next one) raises
+  ``SoftTimeLimitExceeded`` (this module's, a subclass of Celery's and of
+  ``stoppable.DeadlineExceeded``, so a client sees its own timeout) once, as the
+  prefork pool's soft limit does; the task's ``except SoftTimeLimitExceeded`` block
+  runs and may clean up, blocking calls included, until the hard limit, which still
+  ends it. Not caught, it ends the task (``FAILURE``); if a client turned it into its
+  own error (redis-py's ``TimeoutError``), the task ends with ``SoftTimeLimitExceeded``
+  chained from that. Unlike prefork's, a task running pure Python (no blocking call)
+  sees it only at its next blocking call.
 - ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
   task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
   process. (The ``solo`` pool reads control messages only between tasks, in the main
@@ -36,9 +39,9 @@ three, by running each task inside ``stoppable.guard``::
 
 Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
 Limits: computation in pure Python is not interrupted (no blocking call to end); C
-extensions doing their own I/O are not reached (see ``stoppable.guard``); the task
-ends at its soft limit when it has one (the time between the soft and the hard limit
-is not given to it); ``revoke_by_stamped_headers(terminate=True)`` marks the task
+extensions doing their own I/O are not reached (see ``stoppable.guard``);
+``stoppable``'s own calls in the task see the soft limit as a plain deadline
+(``DeadlineExceeded``); ``revoke_by_stamped_headers(terminate=True)`` marks the task
 revoked as Celery does but does not stop it.
 """
 
@@ -60,7 +63,7 @@ from celery.exceptions import SoftTimeLimitExceeded as CelerySoftTimeLimitExceed
 from celery.utils.functional import maybe_list
 from celery.worker import control
 
-from .. import guard
+from .. import _guard, guard
 from .._errors import DeadlineExceeded
 from .._stop import StopEvent
 
@@ -102,7 +105,7 @@ class ShutdownRequeued(Reject):  # type: ignore[misc]
 class _Run:
     """One task being run by a worker thread: its limits and its stop."""
 
-    __slots__ = ("hard", "soft", "started", "stop", "task_id", "task_name")
+    __slots__ = ("hard", "soft", "soft_fired", "started", "stop", "task_id", "task_name")
 
     def __init__(self, task_id: str, task_name: str, hard: float | None, soft: float | None):
         self.task_id = task_id
@@ -111,11 +114,7 @@ class _Run:
         self.hard = hard
         self.soft = soft
         self.stop = StopEvent()
-
-    def first_limit(self) -> float | None:
-        """The limit that ends the task first (the guard's timeout), or ``None``."""
-        limits = [t for t in (self.hard, self.soft) if t is not None]
-        return min(limits) if limits else None
+        self.soft_fired = False  # the soft limit ended a blocking call of the task
 
     def passed(self, limit: float | None) -> bool:
         return limit is not None and time.monotonic() - self.started >= limit
@@ -162,6 +161,22 @@ def _limit(*values: object) -> float | None:
     return None
 
 
+def _soft_limit_error(run: _Run, message: str) -> SoftTimeLimitExceeded:
+    """What the blocked call raises at the soft limit (made and logged as it fires)."""
+    run.soft_fired = True
+    _log.warning(
+        "task %s[%s]: soft time limit (%g s) exceeded (%s)",
+        run.task_name,
+        run.task_id,
+        run.soft,
+        message,
+    )
+    return SoftTimeLimitExceeded(
+        f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
+        timeout=run.soft,
+    )
+
+
 def _translate(run: _Run, err: BaseException) -> BaseException | None:
     """What the task raises instead of ``err``, when one of its limits ended it."""
     reason = run.stop.reason
@@ -170,15 +185,19 @@ def _translate(run: _Run, err: BaseException) -> BaseException | None:
         replacement = Revoked(f"task {run.task_name}[{run.task_id}] stopped: {reason}")
     elif run.stop.is_set():
         replacement = ShutdownRequeued(f"task {run.task_name}[{run.task_id}] stopped: {reason}")
-    elif run.passed(run.first_limit()):
-        if run.soft is not None and (run.hard is None or run.soft < run.hard):
-            reason = f"soft time limit ({run.soft:g} s) exceeded"
-            replacement = SoftTimeLimitExceeded(
-                f"task {run.task_name}[{run.task_id}]: {reason}", timeout=run.soft
-            )
-        else:
-            reason = f"hard time limit ({run.hard:g} s) exceeded"
-            replacement = TimeLimitExceeded(run.hard)
+    elif run.passed(run.hard):
+        reason = f"hard time limit ({run.hard:g} s) exceeded"
+        replacement = TimeLimitExceeded(run.hard)
+    elif run.soft_fired:
+        if isinstance(err, CelerySoftTimeLimitExceeded):
+            return None  # raised where the task blocked, and not handled: as it is
+        # What a client made of it (redis-py's TimeoutError...): Celery's error, as a
+        # soft limit raised elsewhere would have ended the task.
+        replacement = SoftTimeLimitExceeded(
+            f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
+            timeout=run.soft,
+        )
+        return replacement
     else:
         return None
     _log.warning("task %s[%s] stopped: %s", run.task_name, run.task_id, reason)
@@ -218,10 +237,13 @@ def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
                 run.stop.set(SHUTDOWN_REASON)
         _inside.task = True
         try:
-            # The soft limit is the guard's deadline when it comes first: the hard one
-            # is never reached then (the guard ends the task at the soft one).
-            with guard(timeout=run.first_limit(), stop=run.stop):
-                return run_task(*args, **kwargs)
+            with guard(timeout=run.hard, stop=run.stop):
+                if run.soft is None or (run.hard is not None and run.soft >= run.hard):
+                    return run_task(*args, **kwargs)
+                # The soft limit raises SoftTimeLimitExceeded in the blocked call, once:
+                # the task may catch it and clean up until the hard limit.
+                with _guard.soft(run.soft, functools.partial(_soft_limit_error, run)):
+                    return run_task(*args, **kwargs)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as err:
