@@ -64,6 +64,7 @@ from .support import (
     WAKE_BOUND,
     open_fds,
     start_call,
+    stop_while_blocked,
     wait_until,
     wait_until_blocked,
 )
@@ -468,6 +469,34 @@ def test_unguarded_threads_see_no_change_while_a_guard_is_open(
 def _sleep_in_guard(stop: StopEvent) -> None:
     with guard(stop=stop):
         time.sleep(LONG)
+
+
+@pytest.mark.parametrize("call", ["accept", "recvfrom", "recvfrom_into"])
+def test_stoppable_s_own_calls_are_stopped_while_another_thread_is_guarded(call: str) -> None:
+    # net switches the socket to non-blocking and calls its methods, the guard's while
+    # one is open anywhere: those must leave the wait (and its stop) to net.
+    holder_stop = StopEvent()
+    guarded, outcome = start_call(lambda: _sleep_in_guard(holder_stop))
+    wait_until_blocked(guarded)
+    try:
+        with contextlib.ExitStack() as stack:
+            a, b = socket.socketpair()
+            stack.enter_context(a)
+            stack.enter_context(b)
+            listener = stack.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            blocks: dict[str, Callable[[StopEvent], object]] = {
+                "accept": lambda stop: net.accept(listener, timeout=LONG, stop=stop),
+                "recvfrom": lambda stop: net.recvfrom(a, 1, timeout=LONG, stop=stop),
+                "recvfrom_into": lambda stop: net.recvfrom_into(
+                    a, bytearray(1), timeout=LONG, stop=stop
+                ),
+            }
+            stop_while_blocked(blocks[call])
+    finally:
+        holder_stop.set("done")
+        assert outcome.done.wait(WAKE_BOUND)
 
 
 def test_unguarded_socket_calls_run_as_usual_while_another_thread_is_guarded() -> None:

@@ -49,6 +49,7 @@ from ._state import (
     Record,
     active,
     call_limits,
+    called_from_stoppable,
     check,
     current_state,
     deadline_factory,
@@ -173,7 +174,9 @@ def _unguarded(
     """
     entry = _switched.get(id(sock))
     previous = sock.gettimeout() if entry is None else entry[1]
-    if previous == 0.0:
+    if previous == 0.0 or called_from_stoppable(3):
+        # Or stoppable's own call (net.accept, net.recvfrom...) that switched the socket
+        # itself: it bounds and stops its own wait, and wants the non-blocking try.
         return op(sock, 0)
     call = Limits(0.0, None, operation)
     call.deadline = _monotonic() + (FOREVER if previous is None else previous)
