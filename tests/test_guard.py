@@ -1172,3 +1172,22 @@ def test_a_soft_guard_behind_an_earlier_outer_deadline_never_fires() -> None:
     assert not soft.fired
     with pytest.raises(TypeError, match="error"):
         _guard.soft(1.0, "no")  # type: ignore[arg-type]
+
+
+def test_a_condition_wait_is_stopped_without_condition_internals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where Condition's internals are not as relied on (_compat's check), the guard
+    # falls back to the condition's own wait, in slices.
+    from stoppable import _compat
+
+    monkeypatch.setattr(_compat, "CONDITION_PROTOCOL", False)
+    cond = threading.Condition()
+
+    def block(stop: StopEvent) -> None:
+        with guard(stop=stop), cond:
+            cond.wait()  # noqa: STP100 - in a guard
+
+    stop_while_blocked(block)
+    with guard(timeout=LONG), cond:
+        assert cond.wait(0.01) is False

@@ -26,7 +26,9 @@ import threading
 import time
 from typing import Any
 
+from .. import _compat
 from .._errors import DeadlineExceeded, Stopped
+from .._limits import get_poll_interval
 from .._wait import NOT_YET, WAKE_BY_FD, NotYet, _Waiter
 from ._install import Patch, permanent, wraps_all
 from ._state import (
@@ -86,7 +88,7 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
     record = active.get()
     if record is None:
         return _cond_wait(self, timeout)
-    if not self._is_owned():  # type: ignore[attr-defined]
+    if not _compat.condition_is_owned(self):
         raise RuntimeError("cannot wait on un-acquired lock")
     own = None if timeout is None else max(float(timeout), 0.0)
     if own == 0.0:
@@ -94,11 +96,13 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
     state = current_state()
     check(record, state, "condition wait")
     call = call_limits(own, "condition wait")
+    if not _compat.CONDITION_PROTOCOL:
+        return _sliced_condition_wait(self, record, state, call)
     # Condition.wait's own protocol (a waiter lock in the condition's queue, released
     # by notify(), which also takes it out of the queue), with a waiter that a stop
     # releases too: no condition lock is taken by StopEvent.set().
     waiter = _Waiter()
-    waiters = self._waiters  # type: ignore[attr-defined]
+    waiters = _compat.condition_waiters(self)
     waiters.append(waiter)
     lock = waiter._lock
 
@@ -107,7 +111,7 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
         return True if got else NOT_YET
 
     released: bool | None = None
-    saved = self._release_save()  # type: ignore[attr-defined]
+    saved = _compat.condition_release_save(self)
     try:
         try:
             run_wait(record, state, call, attempt, waiter.release)
@@ -115,7 +119,7 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
         except OwnTimeout:
             released = False
     finally:
-        self._acquire_restore(saved)  # type: ignore[attr-defined]
+        _compat.condition_acquire_restore(self, saved)
         # Under the condition's lock again: a notify() that woke this waiter has
         # taken it out of the queue by now; a stop's wake-up has not.
         notified = waiter not in waiters
@@ -133,6 +137,23 @@ def condition_wait(self: threading.Condition, timeout: float | None = None) -> b
             raise
         return True  # a spurious wake-up, which Condition.wait allows
     return False
+
+
+def _sliced_condition_wait(cond: threading.Condition, record: Any, state: Any, call: Any) -> bool:
+    """Where ``Condition``'s internals are not as relied on: its own wait, in slices.
+
+    A stop is then seen within the poll interval (``stoppable.set_poll_interval``)
+    instead of at once; the deadline as exactly.
+    """
+
+    def attempt(seconds: float) -> bool | NotYet:
+        return True if _cond_wait(cond, min(seconds, get_poll_interval())) else NOT_YET
+
+    try:
+        run_wait(record, state, call, attempt, None)
+    except OwnTimeout:
+        return False
+    return True
 
 
 def thread_join(self: threading.Thread, timeout: float | None = None) -> None:
