@@ -1191,3 +1191,60 @@ def test_a_condition_wait_is_stopped_without_condition_internals(
     stop_while_blocked(block)
     with guard(timeout=LONG), cond:
         assert cond.wait(0.01) is False
+
+
+def _guarded_waits() -> dict[str, Callable[[], object]]:
+    def popen_wait() -> object:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            return child.wait()
+        finally:
+            child.kill()
+            child.wait()
+
+    def selector_select() -> object:
+        a, b = socket.socketpair()
+        with a, b, selectors.DefaultSelector() as selector:
+            selector.register(a, selectors.EVENT_READ)
+            return selector.select()
+
+    def poll_poll() -> object:
+        a, b = socket.socketpair()
+        with a, b:
+            poller = select.poll()
+            poller.register(a, select.POLLIN)
+            return poller.poll()
+
+    def select_select() -> object:
+        a, b = socket.socketpair()
+        with a, b:
+            return select.select([a], [], [])
+
+    return {
+        "time.sleep": lambda: time.sleep(LONG),
+        "select.select": select_select,
+        "poll.poll": poll_poll,
+        "selector.select": selector_select,
+        "Popen.wait": popen_wait,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_guarded_waits()))
+def test_a_guarded_wait_holds_the_stops_descriptor_only_while_it_waits(
+    name: str, no_polling: None
+) -> None:
+    wait = _guarded_waits()[name]
+    stop = StopEvent()
+
+    def guarded() -> object:
+        with stoppable.guard(stop=stop):
+            return wait()
+
+    thread, outcome = start_call(guarded)
+    wait_until(lambda: stop._wakeup is not None, what="the wait to take the descriptor")
+    stop.set("done")
+    assert outcome.done.wait(WAKE_BOUND)
+    assert isinstance(outcome.error, Stopped), outcome.error
+    thread.join(LONG)
+    assert stop._wakeup is None  # given back when the wait ended, not when the event dies
+    assert stop._fd_users == 0

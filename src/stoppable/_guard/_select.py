@@ -24,7 +24,7 @@ import select
 import selectors
 from typing import Any
 
-from .._wait import NOT_YET, WAKE_BY_FD, NotYet
+from .._wait import NOT_YET, WAKE_BY_FD, NotYet, StopFds
 from ._install import Patch, permanent, wraps_all
 from ._state import (
     OwnTimeout,
@@ -55,20 +55,21 @@ def select_(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) ->
     check(record, state, "select")
     call = call_limits(None if timeout is None else float(timeout), "select")
     readers, writers, exceptional = list(rlist), list(wlist), list(xlist)
-    mine = {event.fileno() for event in call.stop_events()}
-    mine -= {_fileno(obj) for obj in readers}  # the caller's own, if it waits on one
-    waited = readers + list(mine)
+    # The stops' descriptors are held for this wait only (closed after, if unused).
+    with StopFds(call) as held:
+        mine = set(held) - {_fileno(obj) for obj in readers}  # the caller's own, if any
+        waited = readers + list(mine)
 
-    def attempt(seconds: float) -> Any:
-        r, w, x = _select(waited, writers, exceptional, seconds)
-        if mine:
-            r = [obj for obj in r if not (isinstance(obj, int) and obj in mine)]
-        return (r, w, x) if r or w or x else NOT_YET
+        def attempt(seconds: float) -> Any:
+            r, w, x = _select(waited, writers, exceptional, seconds)
+            if mine:
+                r = [obj for obj in r if not (isinstance(obj, int) and obj in mine)]
+            return (r, w, x) if r or w or x else NOT_YET
 
-    try:
-        return run_wait(record, state, call, attempt, WAKE_BY_FD)
-    except OwnTimeout:
-        return [], [], []
+        try:
+            return run_wait(record, state, call, attempt, WAKE_BY_FD)
+        except OwnTimeout:
+            return [], [], []
 
 
 class _GuardedPoll:
@@ -102,24 +103,25 @@ class _GuardedPoll:
         check(record, state, "poll")
         call = call_limits(own, "poll")
         inner = self._poll
-        mine = {event.fileno() for event in call.stop_events()} - self._fds
-        for fd in mine:
-            inner.register(fd, _POLLIN)
-
-        def attempt(seconds: float) -> Any:
-            ready = inner.poll(math.ceil(seconds * 1000))
-            if mine:
-                ready = [(fd, events) for fd, events in ready if fd not in mine]
-            return ready or NOT_YET
-
-        try:
-            return run_wait(record, state, call, attempt, WAKE_BY_FD)
-        except OwnTimeout:
-            return []
-        finally:
+        with StopFds(call) as held:
+            mine = set(held) - self._fds
             for fd in mine:
-                with contextlib.suppress(KeyError, OSError):
-                    inner.unregister(fd)
+                inner.register(fd, _POLLIN)
+
+            def attempt(seconds: float) -> Any:
+                ready = inner.poll(math.ceil(seconds * 1000))
+                if mine:
+                    ready = [(fd, events) for fd, events in ready if fd not in mine]
+                return ready or NOT_YET
+
+            try:
+                return run_wait(record, state, call, attempt, WAKE_BY_FD)
+            except OwnTimeout:
+                return []
+            finally:
+                for fd in mine:
+                    with contextlib.suppress(KeyError, OSError):
+                        inner.unregister(fd)
 
 
 def poll() -> Any:
@@ -149,27 +151,27 @@ def _selector_select(original: Any) -> Any:
         if inner is None:  # pragma: no cover - a selector without one: as it is
             return original(self, timeout)
         added: list[int] = []
-        for event in call.stop_events():
-            fd = event.fileno()
-            if not _watched(self, fd):
-                try:
-                    inner.register(fd, self._EVENT_READ)
-                except (FileExistsError, OSError):
-                    continue
-                added.append(fd)
+        with StopFds(call) as held:
+            for fd in held:
+                if not _watched(self, fd):
+                    try:
+                        inner.register(fd, self._EVENT_READ)
+                    except (FileExistsError, OSError):
+                        continue
+                    added.append(fd)
 
-        def attempt(seconds: float) -> Any | NotYet:
-            # The stops' descriptors have no key: the original select leaves them out.
-            return original(self, seconds) or NOT_YET
+            def attempt(seconds: float) -> Any | NotYet:
+                # The stops' descriptors have no key: the original select leaves them out.
+                return original(self, seconds) or NOT_YET
 
-        try:
-            return run_wait(record, state, call, attempt, WAKE_BY_FD)
-        except OwnTimeout:
-            return []
-        finally:
-            for fd in added:
-                with contextlib.suppress(KeyError, OSError):
-                    inner.unregister(fd)
+            try:
+                return run_wait(record, state, call, attempt, WAKE_BY_FD)
+            except OwnTimeout:
+                return []
+            finally:
+                for fd in added:
+                    with contextlib.suppress(KeyError, OSError):
+                        inner.unregister(fd)
 
     return select
 

@@ -29,7 +29,7 @@ from typing import Any
 from .. import _compat
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import get_poll_interval
-from .._wait import NOT_YET, WAKE_BY_FD, NotYet, _Waiter
+from .._wait import NOT_YET, WAKE_BY_FD, NotYet, StopFds, _Waiter
 from ._install import Patch, permanent, wraps_all
 from ._state import (
     FOREVER,
@@ -72,15 +72,16 @@ def sleep(secs: float) -> None:
     check(record, state, "sleep")
     call = call_limits(float(secs), "sleep")
     poller = _new_poll()
-    for event in call.stop_events():
-        poller.register(event.fileno(), _POLLIN)
+    # The stops' descriptors are held for this sleep only (closed after, if unused).
+    with StopFds(call) as held, contextlib.suppress(OwnTimeout):  # suppress: slept it all
+        for fd in held:
+            poller.register(fd, _POLLIN)
 
-    def attempt(seconds: float) -> NotYet:
-        if seconds > 0:
-            poller.poll(_ms(seconds))
-        return NOT_YET
+        def attempt(seconds: float) -> NotYet:
+            if seconds > 0:
+                poller.poll(_ms(seconds))
+            return NOT_YET
 
-    with contextlib.suppress(OwnTimeout):  # slept the whole time
         run_wait(record, state, call, attempt, WAKE_BY_FD)
 
 
@@ -222,12 +223,13 @@ def popen_wait(self: subprocess.Popen[Any], timeout: float | None = None) -> int
     if _pidfd_open is not None:
         with contextlib.suppress(OSError):  # reaped already, or no pidfds here
             pidfd = _pidfd_open(self.pid)
+    held = StopFds(call)  # the stops' descriptors, for this wait only
     try:
         if pidfd is not None:
             poller = _new_poll()
             poller.register(pidfd, _POLLIN)
-            for event in call.stop_events():
-                poller.register(event.fileno(), _POLLIN)
+            for fd in held.__enter__():
+                poller.register(fd, _POLLIN)
 
             def attempt(seconds: float) -> int | NotYet:
                 if seconds > 0:
@@ -249,6 +251,7 @@ def popen_wait(self: subprocess.Popen[Any], timeout: float | None = None) -> int
     except OwnTimeout:
         raise subprocess.TimeoutExpired(self.args, FOREVER if own is None else own) from None
     finally:
+        held.__exit__(None, None, None)  # gives back only what was taken
         if pidfd is not None:
             os.close(pidfd)
 
