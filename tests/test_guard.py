@@ -1197,7 +1197,7 @@ def _guarded_waits() -> dict[str, Callable[[], object]]:
     def popen_wait() -> object:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
-            return child.wait()
+            return child.wait()  # noqa: STP100 - in a guard
         finally:
             child.kill()
             child.wait()
@@ -1206,19 +1206,19 @@ def _guarded_waits() -> dict[str, Callable[[], object]]:
         a, b = socket.socketpair()
         with a, b, selectors.DefaultSelector() as selector:
             selector.register(a, selectors.EVENT_READ)
-            return selector.select()  # noqa: STP100 - the guard bounds it
+            return selector.select()  # noqa: STP100 - in a guard
 
     def poll_poll() -> object:
         a, b = socket.socketpair()
         with a, b:
             poller = select.poll()
             poller.register(a, select.POLLIN)
-            return poller.poll()  # noqa: STP100 - the guard bounds it
+            return poller.poll()  # noqa: STP100 - in a guard
 
     def select_select() -> object:
         a, b = socket.socketpair()
         with a, b:
-            return select.select([a], [], [])  # noqa: STP100 - the guard bounds it
+            return select.select([a], [], [])  # noqa: STP100 - in a guard
 
     return {
         "time.sleep": lambda: time.sleep(LONG),
