@@ -28,14 +28,16 @@ internal                               used by                      fallback
 ``Popen._waitpid_lock``                ``process``                  ``Popen.poll`` only
 ``_socket.socket`` on a borrowed fd    ``_netio`` (a non-blocking   ``socket.socket`` on
                                        shadow of a socket)          the fd
-urllib3 hooks overridden:              ``http``, ``_httpio``        none: the import
+urllib3 hooks overridden:              ``http`` (the package)       none: the import
 ``HTTPResponse._error_catcher``,                                    fails, naming the
 ``Retry._sleep_backoff``,                                           missing hook
 ``HTTPConnection._new_conn``,
 ``HTTPConnectionPool._get_conn``,
 ``_put_conn``
-``urllib3.connection._match_hostname`` ``_httpio``                  ``urllib3.util.ssl_
+``urllib3.connection._match_hostname`` ``http._tls``                ``urllib3.util.ssl_
                                                                     match_hostname``
+``urllib3.util.timeout.``              ``http._budget``,            the default of
+``_DEFAULT_TIMEOUT``                   ``http._pool``               ``urlopen(timeout=)``
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
@@ -81,6 +83,7 @@ __all__ = [
     "pool_result_event",
     "popen_waitpid_lock",
     "queue_is_shutdown",
+    "urllib3_default_timeout",
 ]
 
 
@@ -393,3 +396,20 @@ def urllib3_match_hostname() -> Callable[[Any, str, bool], None]:
     from urllib3.util.ssl_match_hostname import match_hostname  # pragma: no cover
 
     return match_hostname  # pragma: no cover
+
+
+def urllib3_default_timeout() -> Any:
+    """urllib3's "no timeout given" marker, the default of a pool's ``timeout=``.
+
+    ``urllib3.util.timeout._DEFAULT_TIMEOUT`` where it is that default; otherwise the
+    default read from ``HTTPConnectionPool.urlopen``'s signature (public), which is
+    what a caller omitting ``timeout`` passes either way.
+    """
+    import inspect
+
+    import urllib3
+    import urllib3.util.timeout
+
+    default = inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default
+    private = getattr(urllib3.util.timeout, "_DEFAULT_TIMEOUT", default)
+    return private if private is default else default  # pragma: no branch
