@@ -5,8 +5,10 @@ form ``<n>\\n`` with ``n`` bytes. Clients (plain sockets, as any client would be
 it busy with requests of up to a megabyte; one more client connects and stays idle.
 After half a second the main thread calls ``stop.set()``:
 
-- the accept loop, blocked in ``net.accept``, ends at once;
-- a handler waiting for its next request (``net.recv`` with the stop) ends at once;
+- the accept loop, blocked in ``net.accept`` with ``timeout=UNTIL_STOPPED`` (however
+  long the service stays idle, only the stop ends it), ends at once;
+- a handler waiting for its next request (``net.recv`` with the stop) ends at once; a
+  client that stays idle longer than ``IDLE_TIMEOUT`` is dropped before that;
 - a handler in the middle of a reply finishes it first: the reply is sent with a
   timeout but without the stop, so no client ever gets half a reply.
 
@@ -22,9 +24,10 @@ import socket
 import threading
 import time
 
-from stoppable import StopEvent, Stopped, net
+from stoppable import UNTIL_STOPPED, DeadlineExceeded, StopEvent, Stopped, net
 
 MINUTE = 60.0
+IDLE_TIMEOUT = 60.0  # a client silent for this long is dropped
 REPLY_TIMEOUT = 10.0  # a reply in progress is finished within this, stop or not
 
 
@@ -50,7 +53,7 @@ class Service:
         number = 0
         try:
             while True:
-                conn, _ = net.accept(self.listener, timeout=MINUTE, stop=self.stop)
+                conn, _ = net.accept(self.listener, timeout=UNTIL_STOPPED, stop=self.stop)
                 number += 1
                 handler = threading.Thread(
                     target=self.handle, args=(conn, f"handler #{number}"), name=f"h{number}"
@@ -68,13 +71,15 @@ class Service:
         try:
             while True:
                 while b"\n" not in pending:  # waiting for a request: the stop ends this
-                    data = net.recv(conn, 4096, timeout=MINUTE, stop=self.stop)
+                    data = net.recv(conn, 4096, timeout=IDLE_TIMEOUT, stop=self.stop)
                     if not data:
                         return
                     pending += data
                 line, pending = pending.split(b"\n", 1)
                 # A request was read: its reply goes out whole, stop or not.
                 net.sendall(conn, b"r" * int(line), timeout=REPLY_TIMEOUT)
+        except DeadlineExceeded:
+            self._record(f"{name} (idle, dropped)")
         except Stopped:
             self._record(name)
             self._close_gracefully(conn)

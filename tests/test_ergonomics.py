@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import inspect
+import pickle
 import queue
+import socket
 import subprocess
 import sys
 import threading
 import time
 import types
+from collections.abc import Callable, Iterator
 
 import pytest
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, futures, queues, sync
+from stoppable import (
+    UNTIL_STOPPED,
+    DeadlineExceeded,
+    StopEvent,
+    StopLike,
+    Stopped,
+    futures,
+    net,
+    process,
+    queues,
+    sync,
+)
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
 
@@ -227,3 +242,94 @@ def test_executor_shutdown_reports_a_task_that_ignores_its_stop() -> None:
         executor.shutdown(stop=True, timeout=SHORT)
     release.set()
     executor.shutdown(timeout=LONG)
+
+
+# --- UNTIL_STOPPED: waits that last until a stop -----------------------------------
+
+
+UNTIL_STOPPED_WAITS = [
+    "futures.result",
+    "net.accept",
+    "queues.get",
+    "sleep",
+    "sync.acquire",
+    "sync.wait",
+]
+
+Wait = Callable[[StopLike | None], object]
+
+
+@pytest.fixture
+def until_stopped_waits() -> Iterator[dict[str, Wait]]:
+    """One wait per family, each with ``timeout=UNTIL_STOPPED``."""
+    held = threading.Lock()
+    held.acquire(blocking=False)  # a fresh lock: taken at once
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield {
+            "queues.get": lambda stop: queues.get(queue.Queue(), timeout=UNTIL_STOPPED, stop=stop),
+            "sync.acquire": lambda stop: sync.acquire(held, timeout=UNTIL_STOPPED, stop=stop),
+            "sync.wait": lambda stop: sync.wait(
+                threading.Event(), timeout=UNTIL_STOPPED, stop=stop
+            ),
+            "net.accept": lambda stop: net.accept(listener, timeout=UNTIL_STOPPED, stop=stop),
+            "futures.result": lambda stop: futures.result(
+                concurrent.futures.Future(), timeout=UNTIL_STOPPED, stop=stop
+            ),
+            "sleep": lambda stop: stoppable.sleep(UNTIL_STOPPED, stop=stop),
+        }
+
+
+@pytest.mark.parametrize("name", UNTIL_STOPPED_WAITS)
+def test_until_stopped_lasts_until_the_stop(
+    name: str, until_stopped_waits: dict[str, Wait], fast_polling: None
+) -> None:
+    stop_while_blocked(until_stopped_waits[name])
+
+
+@pytest.mark.parametrize("name", UNTIL_STOPPED_WAITS)
+def test_until_stopped_without_any_stop_is_refused_naming_timeout(
+    name: str, until_stopped_waits: dict[str, Wait]
+) -> None:
+    with pytest.raises(ValueError, match=r"(timeout|seconds)=UNTIL_STOPPED needs a stop"):
+        until_stopped_waits[name](None)
+
+
+def test_until_stopped_takes_an_enclosing_scopes_stop_and_its_deadline() -> None:
+    stop_while_blocked(
+        lambda stop: _in_scope(stop, lambda: queues.get(queue.Queue(), timeout=UNTIL_STOPPED))
+    )
+    started = time.monotonic()
+    with (
+        pytest.raises(DeadlineExceeded, match="scope"),
+        stoppable.scope(timeout=SHORT, stop=StopEvent()),
+    ):
+        queues.get(queue.Queue(), timeout=UNTIL_STOPPED)
+    assert time.monotonic() - started < SHORT + WAKE_BOUND
+
+
+def _in_scope(stop: StopLike, call: Callable[[], object]) -> object:
+    with stoppable.scope(stop=stop):
+        return call()
+
+
+def test_until_stopped_is_refused_where_nothing_waits_for_a_stop() -> None:
+    with pytest.raises(ValueError, match="UNTIL_STOPPED"):
+        stoppable.scope(timeout=UNTIL_STOPPED)
+    executor = futures.ThreadPoolExecutor(1)
+    with pytest.raises(ValueError, match="UNTIL_STOPPED"):
+        executor.shutdown(timeout=UNTIL_STOPPED)
+    executor.shutdown(timeout=LONG)
+
+
+def test_until_stopped_connects_and_ends_a_child_on_stop() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, net.connect(listener.getsockname(), timeout=UNTIL_STOPPED, stop=StopEvent()):
+        pass
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stop_while_blocked(lambda stop: process.wait(child, timeout=UNTIL_STOPPED, stop=stop))
+    assert child.returncode is not None
+
+
+def test_until_stopped_is_one_object_that_pickles_to_itself() -> None:
+    assert pickle.loads(pickle.dumps(UNTIL_STOPPED)) is UNTIL_STOPPED
+    assert repr(UNTIL_STOPPED) == "stoppable.UNTIL_STOPPED"

@@ -72,3 +72,40 @@ def test_pipeline_stops_on_sigterm_and_accounts_for_every_item() -> None:
             continue
         assert b"multiprocessing" not in cmdline
         assert b"pipeline" not in cmdline
+
+
+def test_net_service_keeps_accepting_after_idling_past_every_timeout_it_uses() -> None:
+    import importlib.util
+    import socket
+    import time
+
+    from .support import LONG, SHORT, WAKE_BOUND, wait_until
+
+    spec = importlib.util.spec_from_file_location("net_service", EXAMPLES / "net_service.py")
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    # Every timeout the service uses, made short: an accept loop bounded by any of them
+    # would have died by the time the second client connects.
+    example.IDLE_TIMEOUT = example.MINUTE = SHORT  # type: ignore[attr-defined]
+    service = example.Service()
+    service.start()
+    try:
+        with socket.create_connection(service.address, timeout=LONG) as idle:
+            # Idle past the idle timeout: that client is dropped (end of file)...
+            assert idle.recv(1) == b""
+        time.sleep(3 * SHORT)  # ...and the whole service idles past it too
+        with socket.create_connection(service.address, timeout=LONG) as client:
+            client.sendall(b"5\n")
+            assert client.recv(5) == b"rrrrr"  # still accepting, still serving
+    finally:
+        set_at = time.monotonic()
+        service.stop.set("shutdown")
+        with service._lock:
+            threads = list(service.threads)
+        for thread in threads:
+            thread.join(LONG)
+    assert time.monotonic() - set_at < WAKE_BOUND
+    wait_until(lambda: "accept loop" in service.stopped_at)
+    assert any("idle, dropped" in name for name in service.stopped_at)

@@ -30,6 +30,7 @@ from . import _shared  # noqa: F401 - its at-fork hook shares events handed to a
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard
 from ._limits import (
+    UNTIL_STOPPED,
     StopLike,
     checkpoint,
     get_poll_interval,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time they load on first 
     from .signals import stop_on_signals
 
 __all__ = [
+    "UNTIL_STOPPED",
     "CallbackHandle",
     "DeadlineExceeded",
     "StopEvent",

@@ -17,22 +17,25 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from ._errors import DeadlineExceeded, Stopped
 from ._stop import StopEvent
 
 __all__ = [
+    "UNTIL_STOPPED",
     "Limits",
     "StopLike",
     "begin",
     "checkpoint",
     "get_poll_interval",
     "limits",
+    "merge",
     "scope",
     "set_poll_interval",
     "validate_stop",
     "validate_timeout",
+    "validate_wait_timeout",
 ]
 
 _monotonic = time.monotonic
@@ -46,6 +49,31 @@ class StopLike(Protocol):
         """Whether the stop was requested."""
         ...
 
+
+class _UntilStopped(float):
+    """The type of ``UNTIL_STOPPED``: one instance, recognised by identity.
+
+    A ``float`` (infinity), so that it type-checks wherever a ``timeout`` does.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "stoppable.UNTIL_STOPPED"
+
+    def __reduce__(self) -> str:
+        return "UNTIL_STOPPED"  # unpickles as the module attribute: still the one instance
+
+
+UNTIL_STOPPED: Final = _UntilStopped("inf")
+"""A ``timeout`` for waits that should last until a stop: an accept loop, an idle
+keep-alive read, a consumer waiting for work.
+
+Accepted by a wrapper only where a stop can end the wait: an explicit ``stop`` or an
+enclosing scope's; refused with ``ValueError`` otherwise, so a wait can never be left
+without any end. An enclosing scope's deadline still applies. ``None`` stays refused
+everywhere: forgetting a timeout and choosing to wait until stopped look different.
+"""
 
 _poll_interval = 0.05
 
@@ -79,6 +107,11 @@ def validate_timeout(timeout: object, name: str = "timeout") -> float:
     kind = type(timeout)
     if kind is float or kind is int:
         value = _as_float(timeout, name)
+    elif timeout is UNTIL_STOPPED:
+        raise ValueError(
+            f"{name}=UNTIL_STOPPED is accepted only by a wait that a stop can end "
+            "(a wrapper call), not here: give a number of seconds"
+        )
     elif timeout is None:
         raise TypeError(
             f"{name} is required: a finite number of seconds, got None "
@@ -194,15 +227,9 @@ class scope:  # a context manager used like a function, as contextlib's are
     def __enter__(self) -> scope:
         if self._state is not None:
             raise RuntimeError("a scope can be entered only once")
-        parent = _current_scope.get()
-        deadline, budget = None, self._timeout
-        if budget is not None:
-            deadline = _monotonic() + budget
-        stops: tuple[StopLike, ...] = () if self._stop is None else (self._stop,)
-        if parent is not None:
-            if parent.deadline is not None and (deadline is None or parent.deadline < deadline):
-                deadline, budget = parent.deadline, parent.timeout
-            stops = parent.stops + tuple(s for s in stops if s not in parent.stops)
+        budget = self._timeout
+        deadline = None if budget is None else _monotonic() + budget
+        deadline, budget, _, stops = merge(_current_scope.get(), deadline, budget, self._stop)
         self._state = _ScopeState(deadline, budget, stops)
         self._token = _current_scope.set(self._state)
         return self
@@ -222,6 +249,26 @@ class scope:  # a context manager used like a function, as contextlib's are
             _current_scope.reset(self._token)  # type: ignore[arg-type]
 
 
+def merge(
+    outer: _ScopeState | None, deadline: float | None, budget: float | None, stop: object
+) -> tuple[float | None, float | None, bool, tuple[StopLike, ...]]:
+    """The one merge of limits: one's own deadline and stop with the enclosing scopes'.
+
+    Returns ``(deadline, budget, from_scope, stops)``: the earliest deadline, the budget
+    that set it (for messages), whether it is the scopes', and every stop, the own one
+    first, each once (compared by identity: two stops are the same only if they are).
+    """
+    stops: tuple[StopLike, ...] = () if stop is None else (stop,)  # type: ignore[assignment]
+    if outer is None:
+        return deadline, budget, False, stops
+    from_scope = False
+    if outer.deadline is not None and (deadline is None or outer.deadline < deadline):
+        deadline, budget, from_scope = outer.deadline, outer.timeout, True
+    if outer.stops:
+        stops += tuple(s for s in outer.stops if s is not stop)
+    return deadline, budget, from_scope, stops
+
+
 def _replaceable(exc: BaseException | None) -> bool:
     """Whether a scope that expired may raise ``DeadlineExceeded`` in place of ``exc``."""
     return exc is None or (isinstance(exc, Exception) and not isinstance(exc, DeadlineExceeded))
@@ -238,21 +285,24 @@ class Limits:
     __slots__ = ("deadline", "from_scope", "operation", "stops", "timeout")
 
     def __init__(self, timeout: float, stop: object, operation: str) -> None:
-        deadline = _monotonic() + timeout
-        stops: tuple[StopLike, ...] = () if stop is None else (stop,)  # type: ignore[assignment]
-        from_scope = False
-        state = _current_scope.get()
-        if state is not None:
-            if state.deadline is not None and state.deadline < deadline:
-                deadline, from_scope = state.deadline, True
-                timeout = state.timeout  # type: ignore[assignment] # set with the deadline
-            if state.stops:
-                stops = stops + tuple(s for s in state.stops if s is not stop)
-        self.deadline = deadline
-        self.timeout = float(timeout)  # the budget that ran out, for messages
+        deadline, budget, from_scope, stops = merge(
+            _current_scope.get(), _monotonic() + timeout, timeout, stop
+        )
+        self.deadline: float = deadline  # type: ignore[assignment] # never None: ours is a number
+        self.timeout = float(budget)  # type: ignore[arg-type] # the budget that ran out, for messages
         self.from_scope = from_scope
         self.stops = stops
         self.operation = operation
+
+    def narrowed(self, deadline: float, operation: str) -> Limits:
+        """A share of this call: the same stops, ending at ``deadline`` at the latest."""
+        share = Limits.__new__(Limits)
+        share.deadline = min(deadline, self.deadline)
+        share.timeout = self.timeout
+        share.from_scope = self.from_scope
+        share.stops = self.stops
+        share.operation = operation
+        return share
 
     def remaining(self) -> float:
         """Seconds left until the deadline; ``<= 0`` once it has passed."""
@@ -292,10 +342,11 @@ _INF = math.inf
 _FAST_MAX = 1e300
 
 
-def begin(timeout: object, stop: object) -> float:
+def begin(timeout: object, stop: object, name: str = "timeout") -> float:
     """Start a wrapper call: validate ``timeout`` and ``stop``, check the stops.
 
-    Returns the timeout as a number of seconds. Raises the validation errors before
+    Returns the timeout as a number of seconds (``math.inf`` for ``UNTIL_STOPPED``,
+    which needs ``stop`` or an enclosing scope's stop). Raises the validation errors before
     anything else (so no I/O happens on bad input), then ``Stopped`` if the call's
     stop or a scope's stop is already set: stops are level-triggered.
 
@@ -308,7 +359,7 @@ def begin(timeout: object, stop: object) -> float:
     kind = timeout.__class__
     # NaN fails the comparison and takes the slow path, which refuses it.
     if not ((kind is float or kind is int) and 0 <= timeout < _FAST_MAX):  # type: ignore[operator]
-        timeout = validate_timeout(timeout)
+        timeout = validate_wait_timeout(timeout, stop, name)
     if stop is not None:
         if stop.__class__ is StopEvent:
             if stop._flag:
@@ -321,6 +372,24 @@ def begin(timeout: object, stop: object) -> float:
             if scope_stop.is_set():
                 raise Stopped(getattr(scope_stop, "reason", None))
     return timeout  # type: ignore[return-value]
+
+
+def validate_wait_timeout(timeout: object, stop: object, name: str = "timeout") -> float:
+    """A wrapper's ``timeout`` in seconds: ``validate_timeout``, or ``inf`` for ``UNTIL_STOPPED``.
+
+    ``UNTIL_STOPPED`` needs ``stop`` or an enclosing scope's stop: a wait with neither
+    a deadline nor a stop could never end, so it is a ``ValueError`` naming ``name``.
+    """
+    if timeout is not UNTIL_STOPPED:
+        return validate_timeout(timeout, name)
+    if stop is None:
+        state = _current_scope.get()
+        if state is None or not state.stops:
+            raise ValueError(
+                f"{name}=UNTIL_STOPPED needs a stop that can end the wait: pass stop=..., "
+                "or call inside stoppable.scope(stop=...)"
+            )
+    return _INF
 
 
 def limits(timeout: object, stop: object, operation: str) -> Limits:

@@ -39,7 +39,7 @@ from typing import Final, TypeVar
 
 from . import _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
-from ._limits import Limits, StopLike, begin, validate_timeout
+from ._limits import Limits, StopLike, begin
 from ._stop import StopEvent
 
 __all__ = [
@@ -300,7 +300,7 @@ def sleep(seconds: float, *, stop: StopLike | None = None) -> None:
     deadline comes before the end of the sleep: a retry loop's back-off never
     outlives the budget of the work it retries.
     """
-    seconds = begin(validate_timeout(seconds, "seconds"), stop)
+    seconds = begin(seconds, stop, "seconds")
     if seconds == 0:
         return
     call = Limits(seconds, stop, "sleep")

@@ -428,16 +428,6 @@ def _handshake(
     )
 
 
-def _share(call: Limits, deadline: float, operation: str) -> Limits:
-    """A ``Limits`` like ``call`` (same stops) ending at ``deadline``."""
-    share = Limits(0.0, None, operation)
-    share.deadline = min(deadline, call.deadline)
-    share.timeout = call.timeout
-    share.from_scope = call.from_scope
-    share.stops = call.stops
-    return share
-
-
 def _connect_addresses(
     call: Limits, infos: list[Any], source_address: tuple[str, int] | None
 ) -> socket.socket:
@@ -449,7 +439,9 @@ def _connect_addresses(
             break
         share = remaining / (count - index)
         target = _show(sockaddr[0], sockaddr[1])
-        sub = _share(call, call.deadline - remaining + share, f"connect to {target}")
+        # UNTIL_STOPPED: every address may take as long as it needs (inf - inf is NaN).
+        end = call.deadline if share == math.inf else call.deadline - remaining + share
+        sub = call.narrowed(end, f"connect to {target}")
 
         def share_ran_out(
             message: str,

@@ -61,7 +61,15 @@ from typing import IO, Any, Final, Union
 
 from . import _compat, _limits
 from ._errors import DeadlineExceeded, Stopped
-from ._limits import Limits, StopLike, begin, limits, validate_stop, validate_timeout
+from ._limits import (
+    Limits,
+    StopLike,
+    begin,
+    limits,
+    validate_stop,
+    validate_timeout,
+    validate_wait_timeout,
+)
 from ._wait import MAX_BLOCK, NOT_YET, WAKE_BY_FD, NotYet, StopFds, wait_loop
 from .signals import stop_on_signals
 
@@ -542,7 +550,7 @@ def _check_popen(popen: object) -> None:
 
 def _validate_common(timeout: object, stop: object, kill_after: object) -> float:
     """Refuse bad arguments before anything happens to the child; returns kill_after."""
-    validate_timeout(timeout)
+    validate_wait_timeout(timeout, stop)
     if stop is not None:
         validate_stop(stop)
     return validate_timeout(kill_after, "kill_after")
