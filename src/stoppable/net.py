@@ -66,6 +66,7 @@ timeout and the enclosing ``stoppable.scope``'s deadline.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket
 import ssl
