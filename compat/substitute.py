@@ -19,12 +19,12 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.poolmanager
-from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from stoppable import http
+from stoppable import _compat, http
 from stoppable.http import _pool
 
 DEFAULT_TIMEOUT = 30.0
+_DEFAULT_TIMEOUT = _compat.urllib3_default_timeout()  # urllib3's private marker (see _compat)
 
 
 def _default(timeout: Any) -> Any:

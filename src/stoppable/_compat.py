@@ -36,8 +36,9 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
 ``_put_conn``
 ``urllib3.connection._match_hostname`` ``http._tls``                ``urllib3.util.ssl_
                                                                     match_hostname``
-``urllib3.util.timeout.``              ``http._budget``,            the default of
-``_DEFAULT_TIMEOUT``                   ``http._pool``               ``urlopen(timeout=)``
+``urllib3.util.timeout.``              ``http._budget``,            none needed: read as
+``_DEFAULT_TIMEOUT``                   ``http._pool``               the public default of
+                                                                    ``urlopen(timeout=)``
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
@@ -399,17 +400,14 @@ def urllib3_match_hostname() -> Callable[[Any, str, bool], None]:
 
 
 def urllib3_default_timeout() -> Any:
-    """urllib3's "no timeout given" marker, the default of a pool's ``timeout=``.
+    """urllib3's "no timeout given" marker (``urllib3.util.timeout._DEFAULT_TIMEOUT``).
 
-    ``urllib3.util.timeout._DEFAULT_TIMEOUT`` where it is that default; otherwise the
-    default read from ``HTTPConnectionPool.urlopen``'s signature (public), which is
-    what a caller omitting ``timeout`` passes either way.
+    Read through public API, as the default of ``HTTPConnectionPool.urlopen``'s
+    ``timeout``: the object a caller omitting ``timeout`` passes, which is what the
+    HTTP family must recognise, whatever urllib3 names it privately.
     """
     import inspect
 
     import urllib3
-    import urllib3.util.timeout
 
-    default = inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default
-    private = getattr(urllib3.util.timeout, "_DEFAULT_TIMEOUT", default)
-    return private if private is default else default  # pragma: no branch
+    return inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default
