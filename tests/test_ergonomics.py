@@ -224,7 +224,11 @@ def test_thread_with_the_function_in_groups_place_is_refused_clearly() -> None:
 
 
 def test_executor_shutdown_is_bounded_by_default() -> None:
-    for function in (futures.ThreadPoolExecutor.shutdown, futures.ThreadPoolExecutor.__init__):
+    for function in (
+        futures.ThreadPoolExecutor.shutdown,
+        futures.ThreadPoolExecutor.__init__,
+        futures.ProcessPoolExecutor.__init__,
+    ):
         parameters = inspect.signature(function).parameters
         bound = parameters.get("timeout") or parameters["shutdown_timeout"]
         assert bound.default == futures.SHUTDOWN_TIMEOUT < float("inf")

@@ -23,6 +23,7 @@ from ._errors import DeadlineExceeded, Stopped
 from ._stop import StopEvent
 
 __all__ = [
+    "SHUTDOWN_TIMEOUT",
     "UNTIL_STOPPED",
     "Limits",
     "StopLike",
@@ -74,6 +75,9 @@ enclosing scope's; refused with ``ValueError`` otherwise, so a wait can never be
 without any end. An enclosing scope's deadline still applies. ``None`` stays refused
 everywhere: forgetting a timeout and choosing to wait until stopped look different.
 """
+
+SHUTDOWN_TIMEOUT: Final = 60.0
+"""Default bound, in seconds, of every executor's ``shutdown`` (and ``with`` exit)."""
 
 _poll_interval = 0.05
 

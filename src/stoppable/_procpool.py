@@ -44,20 +44,18 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from . import _shared
 from ._errors import Stopped
-from ._limits import validate_timeout
+from ._limits import SHUTDOWN_TIMEOUT, validate_timeout
 from ._procworker import _RemoteTraceback, _worker_main
 from ._stop import StopEvent
 from ._wait import MAX_BLOCK
 
-__all__ = ["KILL_AFTER", "SHUTDOWN_TIMEOUT", "ProcessPoolExecutor", "TaskKilled"]
+__all__ = ["KILL_AFTER", "ProcessPoolExecutor", "TaskKilled"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 _log = logging.getLogger("stoppable")
 
-SHUTDOWN_TIMEOUT: Final = 30.0
-"""Default bound, in seconds, of ``ProcessPoolExecutor.shutdown`` and of its ``with`` exit."""
 KILL_AFTER: Final = 1.0
 """Default grace, in seconds, between ``SIGTERM`` and ``SIGKILL`` for a task being ended."""
 TERMINATE_AFTER: Final = 5.0
@@ -161,7 +159,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
       new worker takes its place. A worker that dies on its own fails only its
       task (``BrokenProcessPool``); the pool stays usable.
     - ``shutdown`` is bounded: by ``timeout``, else by ``shutdown_timeout``
-      (``SHUTDOWN_TIMEOUT``, 30 s, by default), after which the tasks still running
+      (``SHUTDOWN_TIMEOUT``, 60 s, by default), after which the tasks still running
       are ended as above and ``ShutdownDeadline`` names them.
     - ``parent``: the executor's ``stop`` is a child of it. Leaving a ``with`` block
       by ``Stopped``, ``KeyboardInterrupt`` or another non-``Exception`` stops the

@@ -78,12 +78,12 @@ from concurrent.futures._base import (
 )
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from . import _args, _compat
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard
-from ._limits import Limits, StopLike, begin, scope, validate_timeout
+from ._limits import SHUTDOWN_TIMEOUT, Limits, StopLike, begin, scope, validate_timeout
 from ._stop import StopEvent
 from ._wait import MAX_BLOCK, NOT_YET, NotYet, wait_condition, wait_loop
 
@@ -115,8 +115,6 @@ P = ParamSpec("P")
 
 _log = logging.getLogger("stoppable")
 
-SHUTDOWN_TIMEOUT: Final = 60.0
-"""Default bound, in seconds, of an executor's ``shutdown(wait=True)`` and ``with`` exit."""
 
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 # The private state and condition of a Future, where they are as relied on (see
