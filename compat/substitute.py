@@ -19,12 +19,12 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.poolmanager
-from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from stoppable import http
-from stoppable import http as _http
+from stoppable import _compat, http
+from stoppable.http import _pool
 
 DEFAULT_TIMEOUT = 30.0
+_DEFAULT_TIMEOUT = _compat.urllib3_default_timeout()  # urllib3's private marker (see _compat)
 
 
 def _default(timeout: Any) -> Any:
@@ -80,7 +80,7 @@ def substitute_urllib3() -> None:
     connection.HTTPConnection = HTTPConnection
     connection.HTTPSConnection = HTTPSConnection
     connection.VerifiedHTTPSConnection = HTTPSConnection
-    for classes in (urllib3.poolmanager.pool_classes_by_scheme, _http._POOL_CLASSES):
+    for classes in (urllib3.poolmanager.pool_classes_by_scheme, _pool._POOL_CLASSES):
         classes.update(http=HTTPConnectionPool, https=HTTPSConnectionPool)
     HTTPConnectionPool.ConnectionCls = HTTPConnection
     HTTPSConnectionPool.ConnectionCls = HTTPSConnection

@@ -33,8 +33,6 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "sync",
                 "net",
                 "http",
-                "_httpio",
-                "_httptls",
                 "process",
                 "signals",
                 "futures",

@@ -287,3 +287,14 @@ def test_urllib3_match_hostname_falls_back_to_the_public_check(
     check(cert, "example.com")
     with pytest.raises(CertificateError):
         check(cert, "other.example")
+
+
+def test_urllib3_default_timeout_is_urllib3s_private_marker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import urllib3.util.timeout
+
+    marker = urllib3.util.timeout._DEFAULT_TIMEOUT
+    assert _compat.urllib3_default_timeout() is marker
+    monkeypatch.delattr(urllib3.util.timeout, "_DEFAULT_TIMEOUT")  # read without the name
+    assert _compat.urllib3_default_timeout() is marker

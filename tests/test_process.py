@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -781,3 +783,47 @@ def test_a_second_signal_ends_the_process_even_if_main_never_ran_the_handler() -
         assert read_line(popen.stdout) == "stopping: SIGTERM"
         popen.send_signal(signal.SIGTERM)
         assert process.wait(popen, timeout=LONG) == 128 + signal.SIGTERM
+
+
+class _Marker:
+    """A frame-local object: alive after the call only if a cycle holds the frame."""
+
+
+def _frame_survives(call: Callable[[subprocess.Popen[bytes], StopEvent], object]) -> bool:
+    stop = StopEvent()
+    stop.set("enough")
+    popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def run() -> weakref.ref[_Marker]:
+        marker = _Marker()
+        try:
+            call(popen, stop)
+        except process.ProcessStopped:
+            pass
+        else:  # pragma: no cover - the stop is set
+            raise AssertionError("not stopped")
+        return weakref.ref(marker)
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # only reference counting may free the frame: a cycle would keep it
+    try:
+        ref = run()
+        survives = ref() is not None
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert popen.returncode is not None  # ended and reaped
+    return survives
+
+
+def test_a_stopped_wait_leaves_no_reference_cycle() -> None:
+    # The replacement exception's traceback holds the frames it passed through: kept
+    # in a local of the frame that raised it, it would keep every caller's locals
+    # alive until the cyclic collector runs.
+    assert not _frame_survives(lambda popen, stop: process.wait(popen, timeout=LONG, stop=stop))
+
+
+def test_a_stopped_communicate_leaves_no_reference_cycle() -> None:
+    assert not _frame_survives(
+        lambda popen, stop: process.communicate(popen, timeout=LONG, stop=stop)
+    )

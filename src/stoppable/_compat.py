@@ -28,14 +28,17 @@ internal                               used by                      fallback
 ``Popen._waitpid_lock``                ``process``                  ``Popen.poll`` only
 ``_socket.socket`` on a borrowed fd    ``_netio`` (a non-blocking   ``socket.socket`` on
                                        shadow of a socket)          the fd
-urllib3 hooks overridden:              ``http``, ``_httpio``        none: the import
+urllib3 hooks overridden:              ``http`` (the package)       none: the import
 ``HTTPResponse._error_catcher``,                                    fails, naming the
 ``Retry._sleep_backoff``,                                           missing hook
 ``HTTPConnection._new_conn``,
 ``HTTPConnectionPool._get_conn``,
 ``_put_conn``
-``urllib3.connection._match_hostname`` ``_httpio``                  ``urllib3.util.ssl_
+``urllib3.connection._match_hostname`` ``http._tls``                ``urllib3.util.ssl_
                                                                     match_hostname``
+``urllib3.util.timeout.``              ``http._budget``,            none needed: read as
+``_DEFAULT_TIMEOUT``                   ``http._pool``               the public default of
+                                                                    ``urlopen(timeout=)``
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
@@ -81,6 +84,7 @@ __all__ = [
     "pool_result_event",
     "popen_waitpid_lock",
     "queue_is_shutdown",
+    "urllib3_default_timeout",
 ]
 
 
@@ -393,3 +397,17 @@ def urllib3_match_hostname() -> Callable[[Any, str, bool], None]:
     from urllib3.util.ssl_match_hostname import match_hostname  # pragma: no cover
 
     return match_hostname  # pragma: no cover
+
+
+def urllib3_default_timeout() -> Any:
+    """urllib3's "no timeout given" marker (``urllib3.util.timeout._DEFAULT_TIMEOUT``).
+
+    Read through public API, as the default of ``HTTPConnectionPool.urlopen``'s
+    ``timeout``: the object a caller omitting ``timeout`` passes, which is what the
+    HTTP family must recognise, whatever urllib3 names it privately.
+    """
+    import inspect
+
+    import urllib3
+
+    return inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default

@@ -70,6 +70,7 @@ import math
 import os
 import socket
 import ssl
+import time
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -109,6 +110,7 @@ __all__ = [
 # non-blocking without touching the socket. Disabled where the flag does not exist.
 T = TypeVar("T")
 
+_monotonic = time.monotonic
 _FAST_CLASS: type | None = socket.socket if DONTWAIT else None
 _TLS_RECORD = 16384  # the largest TLS record payload: sendall's unit on TLS sockets
 
@@ -881,17 +883,29 @@ class Socket:
         return getattr(self._sock, name)
 
     def _budget(self, timeout: float | None) -> float:
-        """Seconds for a call (``inf``: the scope's deadline decides); ``-1``: pass through."""
+        """Seconds for a call begun here (stops checked); ``-1``: pass through."""
+        given = self._timeout(timeout)
+        return -1.0 if given is None else begin(given, self.stop)
+
+    def _timeout(self, timeout: float | None) -> Any:
+        """The ``timeout`` to pass to the module function; ``None``: pass through.
+
+        The methods are the module functions with the wrapper's ``stop`` and default
+        budget, so the API (argument checks, budget, errors) is implemented once. A call
+        bounded by the scope alone passes a timeout a second past the scope's deadline:
+        the earliest deadline wins, so the scope's decides (and names its timeout).
+        """
         if timeout is not None:
-            return begin(timeout, self.stop)
+            return timeout
         own = self._sock.gettimeout()
         if own is not None:
-            begin(own, self.stop)
-            return own if own > 0 else -1.0
+            if own > 0:
+                return own
+            begin(own, self.stop)  # non-blocking: the stops still apply
+            return None
         state = _current_scope.get()
         if state is not None and state.deadline is not None:
-            begin(0.0, self.stop)
-            return math.inf
+            return max(state.deadline - _monotonic(), 0.0) + 1.0
         raise TypeError(
             "timeout is required: pass timeout=, call inside stoppable.scope(timeout=...), "
             "or give the socket a timeout (settimeout)"
@@ -899,10 +913,10 @@ class Socket:
 
     def recv(self, bufsize: int, flags: int = 0, *, timeout: float | None = None) -> bytes:
         """As ``net.recv`` (see the class docstring for a call without ``timeout``)."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.recv(bufsize, flags)
-        return _recv(self._sock, bufsize, flags, seconds, self.stop)
+        return recv(self._sock, bufsize, flags, timeout=seconds, stop=self.stop)
 
     def recv_into(
         self,
@@ -913,20 +927,19 @@ class Socket:
         timeout: float | None = None,
     ) -> int:
         """As ``net.recv_into``."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.recv_into(buffer, nbytes, flags)
-        return _recv_into(self._sock, buffer, nbytes, flags, seconds, self.stop)
+        return recv_into(self._sock, buffer, nbytes, flags, timeout=seconds, stop=self.stop)
 
     def recvfrom(
         self, bufsize: int, flags: int = 0, *, timeout: float | None = None
     ) -> tuple[bytes, Any]:
         """As ``net.recvfrom``."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.recvfrom(bufsize, flags)
-        result: tuple[bytes, Any] = _recvfrom(self._sock, bufsize, flags, seconds, self.stop)
-        return result
+        return recvfrom(self._sock, bufsize, flags, timeout=seconds, stop=self.stop)
 
     def recvfrom_into(
         self,
@@ -937,50 +950,47 @@ class Socket:
         timeout: float | None = None,
     ) -> tuple[int, Any]:
         """As ``net.recvfrom_into``."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.recvfrom_into(buffer, nbytes, flags)
-        result: tuple[int, Any] = _recvfrom_into(
-            self._sock, buffer, nbytes, flags, seconds, self.stop
-        )
-        return result
+        return recvfrom_into(self._sock, buffer, nbytes, flags, timeout=seconds, stop=self.stop)
 
     def send(self, data: ReadableBuffer, flags: int = 0, *, timeout: float | None = None) -> int:
         """As ``net.send``."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.send(data, flags)
-        return _send(self._sock, data, flags, seconds, self.stop)
+        return send(self._sock, data, flags, timeout=seconds, stop=self.stop)
 
     def sendall(
         self, data: ReadableBuffer, flags: int = 0, *, timeout: float | None = None
     ) -> None:
         """As ``net.sendall``: ``SendallStopped``/``SendallDeadline`` carry ``bytes_sent``."""
         try:
-            seconds = self._budget(timeout)
+            seconds = self._timeout(timeout)
         except Stopped as exc:
             raise SendallStopped(exc.reason, bytes_sent=0) from None
-        if seconds < 0:
+        if seconds is None:
             self._sock.sendall(data, flags)
             return
-        _sendall(self._sock, data, flags, seconds, self.stop)
+        sendall(self._sock, data, flags, timeout=seconds, stop=self.stop)
 
     def sendto(
         self, data: ReadableBuffer, address: Any, flags: int = 0, *, timeout: float | None = None
     ) -> int:
         """As ``net.sendto`` (``address`` before ``flags``)."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             return self._sock.sendto(data, flags, address)
-        return _sendto(self._sock, data, address, flags, seconds, self.stop)
+        return sendto(self._sock, data, address, flags, timeout=seconds, stop=self.stop)
 
     def accept(self, *, timeout: float | None = None) -> tuple[Socket, Any]:
         """As ``net.accept``; the connection is wrapped, with this wrapper's stop."""
-        seconds = self._budget(timeout)
-        if seconds < 0:
+        seconds = self._timeout(timeout)
+        if seconds is None:
             conn, address = self._sock.accept()
         else:
-            conn, address = _accept(self._sock, seconds, self.stop)
+            conn, address = accept(self._sock, timeout=seconds, stop=self.stop)
         return Socket(conn, stop=self.stop), address
 
     def connect(self, address: Any, *, timeout: float | None = None) -> None:

@@ -513,7 +513,14 @@ def _deadline_error(cmd: Any) -> Callable[..., DeadlineExceeded]:
 def _ended(
     child: _Child, pipes: _Pipes | None, kill_after: float, exc: BaseException
 ) -> BaseException:
-    """End the child after ``exc`` interrupted a call; the exception to raise for it."""
+    """End the child after ``exc`` interrupted a call; the exception to raise for it.
+
+    The caller raises the result directly (``raise _ended(...)``), never through a
+    local name: the raised exception's traceback holds the caller's frame, so a local
+    holding the exception would be a reference cycle keeping every frame it passed
+    through (and their locals) alive until the cyclic collector runs. A replacement
+    comes with its cause suppressed, as ``raise ... from None`` would.
+    """
     popen = child.popen
     try:
         child.end(kill_after)
@@ -528,9 +535,11 @@ def _ended(
         exc.output, exc.stderr, exc.returncode = output, stderr, popen.returncode
         return exc
     if isinstance(exc, Stopped) and not isinstance(exc, ProcessStopped):
-        return ProcessStopped(
+        stopped = ProcessStopped(
             exc.reason, cmd=popen.args, output=output, stderr=stderr, returncode=popen.returncode
         )
+        stopped.__cause__ = None  # as "from None": the Stopped it replaces is not news
+        return stopped
     return exc  # KeyboardInterrupt and the like: the child is ended all the same
 
 
@@ -569,13 +578,8 @@ def _communicate(
             raise
         if pipes is None:  # stopped before any I/O: the pipes are this call's all the same
             pipes = _Pipes(popen, None)
-        replacement = _ended(child, pipes, kill_after, exc)
-        if replacement is exc:
-            raise
-        try:
-            raise replacement from None
-        finally:
-            del replacement  # its traceback holds this frame: no reference cycle
+        # Raised directly, never bound to a name (see _ended); B904: _ended sets the cause.
+        raise _ended(child, pipes, kill_after, exc)  # noqa: B904
     finally:
         if child is not None:
             child.close()
@@ -621,13 +625,8 @@ def wait(
     except BaseException as exc:
         if child is None:
             child = _Child(popen)
-        replacement = _ended(child, None, grace, exc)
-        if replacement is exc:
-            raise
-        try:
-            raise replacement from None
-        finally:
-            del replacement  # its traceback holds this frame: no reference cycle
+        # Raised directly, never bound to a name (see _ended); B904: _ended sets the cause.
+        raise _ended(child, None, grace, exc)  # noqa: B904
     finally:
         if child is not None:
             child.close()

@@ -44,7 +44,7 @@ import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.ssl_
 
-from . import _compat
+from .. import _compat
 
 if TYPE_CHECKING:
     from urllib3.connection import HTTPSConnection
