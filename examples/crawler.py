@@ -151,7 +151,7 @@ def worker(
                     response = session.get(url, timeout=budget)  # the whole page
                     outcome = f"{response.status_code}"
                     detail = f"{len(response.content)} bytes"
-                except http.Timeout as exc:
+                except http.RequestDeadline as exc:
                     outcome, detail = "over budget", f"({exc})"
                 except Exception as exc:  # a refused connection, a reset...
                     outcome, detail = "failed", f"({type(exc).__name__}: {exc})"

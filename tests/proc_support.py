@@ -29,10 +29,15 @@ FORK_WARNING = pytest.mark.filterwarnings(
 _HELPERS = ("resource_tracker", "forkserver")
 
 
-def children(pid: int | None = None) -> dict[int, str]:
-    """This process's children (pid: state), multiprocessing's helpers left out."""
+def children(pid: int | None = None) -> set[int]:
+    """This process's children (zombies included), multiprocessing's helpers left out.
+
+    Their pids only: a long-lived child of another test's fixture (a Redis server)
+    flips between running and sleeping, and is the same child either way. A child
+    left behind, zombie or not, is a new pid.
+    """
     parent = os.getpid() if pid is None else pid
-    found = {}
+    found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -41,9 +46,9 @@ def children(pid: int | None = None) -> dict[int, str]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        ppid = stat.rsplit(")", 1)[1].split()[1]
         if int(ppid) == parent and not any(h.encode() in cmdline for h in _HELPERS):
-            found[int(entry)] = state
+            found.add(int(entry))
     return found
 
 

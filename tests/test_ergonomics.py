@@ -337,3 +337,31 @@ def test_until_stopped_connects_and_ends_a_child_on_stop() -> None:
 def test_until_stopped_is_one_object_that_pickles_to_itself() -> None:
     assert pickle.loads(pickle.dumps(UNTIL_STOPPED)) is UNTIL_STOPPED
     assert repr(UNTIL_STOPPED) == "stoppable.UNTIL_STOPPED"
+
+
+# --- one rule for error names: every timeout error is named for what ran out --------
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Timeout", "RequestDeadline"),
+        ("ConnectTimeout", "ConnectDeadline"),
+        ("ReadTimeout", "ReadDeadline"),
+        ("PoolTimeout", "PoolWaitDeadline"),
+    ],
+)
+def test_http_timeout_names_of_0_1_are_deprecated_aliases(old: str, new: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"use stoppable.http.{new}"):
+        alias = getattr(stoppable.http, old)
+    assert alias is getattr(stoppable.http, new)
+    assert old not in dir(stoppable.http)
+
+
+def test_every_timeout_error_is_named_for_what_ran_out() -> None:
+    for family in ("queues", "sync", "net", "http", "process", "futures"):
+        module = getattr(stoppable, family)
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isclass(value) and issubclass(value, DeadlineExceeded):
+                assert name.endswith("Deadline"), f"{family}.{name}"

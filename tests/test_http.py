@@ -129,7 +129,7 @@ def test_the_pool_classes_are_bounded_too(server: HTTPServer, tls_server: HTTPSe
         started = time.monotonic()
         with pytest.raises(urllib3.exceptions.ReadTimeoutError) as info:
             pool.request("GET", "/silent", timeout=SHORT)
-        assert isinstance(info.value, http.ReadTimeout)
+        assert isinstance(info.value, http.ReadDeadline)
         assert time.monotonic() - started < SHORT + OVERSHOOT
         assert pool.request("GET", "/ok").data == b"ok"
     tls_pool = http.HTTPSConnectionPool(
@@ -141,7 +141,7 @@ def test_the_pool_classes_are_bounded_too(server: HTTPServer, tls_server: HTTPSe
 
 def test_a_zero_timeout_fails_at_once_without_sending(server: HTTPServer) -> None:
     before = len(server.requests)
-    with pytest.raises(http.ConnectTimeout, match="after 0 s"):
+    with pytest.raises(http.ConnectDeadline, match="after 0 s"):
         http.get(f"{server.url}/ok", timeout=0)
     assert len(server.requests) == before
 
@@ -150,7 +150,7 @@ def test_a_zero_timeout_fails_at_once_without_sending(server: HTTPServer) -> Non
 def test_ipv6_loopback() -> None:
     with HTTPServer(host="::1") as v6:
         assert http.get(f"{v6.url}/ok", timeout=LONG).text == "ok"
-        with pytest.raises(http.ReadTimeout, match=r"\[::1\]"):
+        with pytest.raises(http.ReadDeadline, match=r"\[::1\]"):
             http.get(f"{v6.url}/silent", timeout=SHORT)
 
 
@@ -251,7 +251,7 @@ def test_a_bad_timeout_is_the_value_error_requests_and_urllib3_raise(
 
 def test_timeout_errors_are_shaped_as_upstreams(server: HTTPServer) -> None:
     # requests' errors wrap urllib3's: e.args[0].args[0] is its message.
-    with pytest.raises(http.ReadTimeout) as info:
+    with pytest.raises(http.ReadDeadline) as info:
         http.get(f"{server.url}/silent", timeout=SHORT)
     inner = info.value.args[0]
     assert isinstance(inner, urllib3.exceptions.ReadTimeoutError)
@@ -409,28 +409,30 @@ class Scenario:
 
 
 SCENARIOS = {
-    "silent after accept": Scenario(lambda: _session_get("/silent"), http.ReadTimeout, HEADERS),
+    "silent after accept": Scenario(lambda: _session_get("/silent"), http.ReadDeadline, HEADERS),
     "headers never finished": Scenario(
-        lambda: _session_get("/stall-headers"), http.ReadTimeout, HEADERS
+        lambda: _session_get("/stall-headers"), http.ReadDeadline, HEADERS
     ),
     **{
         f"body drip ({framing})": Scenario(
-            functools.partial(_session_get, f"/drip?framing={framing}"), http.ReadTimeout, BODY
+            functools.partial(_session_get, f"/drip?framing={framing}"), http.ReadDeadline, BODY
         )
         for framing in ("length", "chunked", "close")
     },
     **{
         f"streamed body drip ({framing})": Scenario(
-            functools.partial(_streamed, f"/drip?framing={framing}"), http.ReadTimeout, BODY
+            functools.partial(_streamed, f"/drip?framing={framing}"), http.ReadDeadline, BODY
         )
         for framing in ("length", "chunked", "close")
     },
-    "HTTPS body drip": Scenario(lambda: _https("/drip"), http.ReadTimeout, BODY),
-    "TLS handshake stall": Scenario(_tls_handshake, http.ConnectTimeout, "TLS handshake"),
-    "connect hang (accept queue full)": Scenario(_connect, http.ConnectTimeout, "connecting to"),
-    "stuck resolver": Scenario(_resolver, http.ConnectTimeout, "resolving 'stuck.test'"),
-    "exhausted pool (pool_block)": Scenario(_pool, http.PoolTimeout, "free connection"),
-    "upload to a peer that never reads": Scenario(_upload, http.Timeout, "sending the request"),
+    "HTTPS body drip": Scenario(lambda: _https("/drip"), http.ReadDeadline, BODY),
+    "TLS handshake stall": Scenario(_tls_handshake, http.ConnectDeadline, "TLS handshake"),
+    "connect hang (accept queue full)": Scenario(_connect, http.ConnectDeadline, "connecting to"),
+    "stuck resolver": Scenario(_resolver, http.ConnectDeadline, "resolving 'stuck.test'"),
+    "exhausted pool (pool_block)": Scenario(_pool, http.PoolWaitDeadline, "free connection"),
+    "upload to a peer that never reads": Scenario(
+        _upload, http.RequestDeadline, "sending the request"
+    ),
     "urllib3: silent after accept": Scenario(
         lambda: _urllib3("/silent"), urllib3.exceptions.ReadTimeoutError, HEADERS
     ),
@@ -450,7 +452,7 @@ def test_each_phase_ends_by_its_deadline(name: str) -> None:
         elapsed = time.monotonic() - started
     error = info.value
     assert isinstance(error, DeadlineExceeded)
-    assert isinstance(error, http.Timeout)
+    assert isinstance(error, http.RequestDeadline)
     assert isinstance(error, requests.exceptions.Timeout)
     assert isinstance(error, urllib3.exceptions.TimeoutError)
     assert isinstance(error, socket.timeout)
@@ -537,7 +539,7 @@ def test_a_stopped_connection_is_closed_and_the_session_goes_on(server: HTTPServ
             assert isinstance(outcome.error, Stopped)
             assert_no_live_pooled_connection(session)
             assert session.get(f"{server.url}/ok").text == "ok"
-        with pytest.raises(http.ReadTimeout):
+        with pytest.raises(http.ReadDeadline):
             session.get(f"{server.url}/silent", timeout=SHORT)
         assert_no_live_pooled_connection(session)
         assert session.get(f"{server.url}/ok").text == "ok"
@@ -578,7 +580,7 @@ def test_redirects_share_the_deadline(server: HTTPServer) -> None:
         assert len(response.history) == 3
         started = time.monotonic()
         # Each hop answers in 0.15 s, well within a per-hop timeout; five take 0.75 s.
-        with pytest.raises(http.ReadTimeout):
+        with pytest.raises(http.ReadDeadline):
             session.get(f"{server.url}/hops?n=5&delay=0.15", timeout=0.4)
         assert time.monotonic() - started < 0.4 + OVERSHOOT
 
@@ -611,7 +613,7 @@ def test_urllib3_redirects_and_retries_share_the_deadline(server: HTTPServer) ->
         assert time.monotonic() - started < SHORT + OVERSHOOT
     read_retries = Retry(total=5, read=5)
     started = time.monotonic()
-    with pytest.raises(http.ReadTimeout):
+    with pytest.raises(http.ReadDeadline):
         manager.request("GET", f"{server.url}/silent", timeout=SHORT, retries=read_retries)
     assert time.monotonic() - started < SHORT + OVERSHOOT
     manager.clear()
@@ -622,7 +624,7 @@ def test_a_retry_after_past_the_deadline_fails_at_once(server: HTTPServer) -> No
     with http.Session(timeout=2) as session:
         session.mount("http://", http.HTTPAdapter(max_retries=retry))
         started = time.monotonic()
-        with pytest.raises(http.Timeout, match="Retry-After") as info:
+        with pytest.raises(http.RequestDeadline, match="Retry-After") as info:
             session.get(f"{server.url}/status?code=503&retry_after=30")
         assert time.monotonic() - started < 1.0
     assert "would pass the deadline" in str(info.value)
@@ -645,7 +647,7 @@ def test_a_retry_backoff_is_stopped_at_once(server: HTTPServer) -> None:
 
 
 def test_an_enclosing_scope_bounds_and_stops_requests(server: HTTPServer) -> None:
-    with scope(timeout=SHORT), pytest.raises(http.ReadTimeout, match="enclosing") as info:
+    with scope(timeout=SHORT), pytest.raises(http.ReadDeadline, match="enclosing") as info:
         http.get(f"{server.url}/silent", timeout=LONG)
     assert info.value.timeout == SHORT
     stop = StopEvent()
@@ -666,7 +668,7 @@ def test_a_streamed_body_keeps_its_deadline_after_the_call(server: HTTPServer) -
         started = time.monotonic()
         response = session.get(f"{server.url}/drip?interval=0.02", stream=True, timeout=0.5)
         assert response.status_code == 200
-        with pytest.raises(http.ReadTimeout, match="body"):
+        with pytest.raises(http.ReadDeadline, match="body"):
             for _ in response.raw.stream(1):
                 pass
         elapsed = time.monotonic() - started
@@ -676,11 +678,11 @@ def test_a_streamed_body_keeps_its_deadline_after_the_call(server: HTTPServer) -
 def test_stall_timeout_limits_each_wait_beside_the_total(server: HTTPServer) -> None:
     with http.Session(timeout=LONG) as session:
         started = time.monotonic()
-        with pytest.raises(http.ReadTimeout, match=r"no progress for 0\.1 s") as info:
+        with pytest.raises(http.ReadDeadline, match=r"no progress for 0\.1 s") as info:
             session.get(f"{server.url}/drip?interval=5", stall_timeout=0.1)
         assert time.monotonic() - started < 0.1 + OVERSHOOT
         assert info.value.timeout == 0.1
-        with pytest.raises(http.ReadTimeout, match=f"after {SHORT:g} s"):
+        with pytest.raises(http.ReadDeadline, match=f"after {SHORT:g} s"):
             session.get(f"{server.url}/drip?interval=0.02", stall_timeout=5, timeout=SHORT)
 
 
@@ -721,7 +723,7 @@ def test_the_adapter_bounds_a_plain_requests_session(server: HTTPServer) -> None
         plain.mount("http://", http.HTTPAdapter())
         assert plain.get(f"{server.url}/ok", timeout=LONG).text == "ok"
         started = time.monotonic()
-        with pytest.raises(http.ReadTimeout):
+        with pytest.raises(http.ReadDeadline):
             plain.get(f"{server.url}/drip?interval=0.02", timeout=SHORT)
         assert time.monotonic() - started < SHORT + OVERSHOOT
 
@@ -774,7 +776,7 @@ def chain_text(error: BaseException) -> str:
 
 def test_credentials_never_appear_in_errors(server: HTTPServer) -> None:
     url = f"http://user:secret@127.0.0.1:{server.port}/silent?token=hunter2"
-    with pytest.raises(http.ReadTimeout) as info:
+    with pytest.raises(http.ReadDeadline) as info:
         http.get(url, timeout=SHORT)
     assert "secret" not in chain_text(info.value)
     assert "hunter2" not in str(info.value)
@@ -782,8 +784,8 @@ def test_credentials_never_appear_in_errors(server: HTTPServer) -> None:
     # A proxy that never accepts, then one that never answers (the test server).
     with FullBacklog() as full:
         for proxy_port, error in (
-            (full.port, http.ConnectTimeout),
-            (server.port, http.ReadTimeout),
+            (full.port, http.ConnectDeadline),
+            (server.port, http.ReadDeadline),
         ):
             proxies = {"http": f"http://user:secret@127.0.0.1:{proxy_port}"}
             with pytest.raises(error) as proxied:
@@ -809,9 +811,9 @@ def test_http_proxies_forward_and_tunnel(server: HTTPServer, tls_server: HTTPSer
 
 
 def test_timeout_errors_pickle() -> None:
-    error = http.ReadTimeout("GET http://h/ timed out", timeout=2.0, phase="reading")
+    error = http.ReadDeadline("GET http://h/ timed out", timeout=2.0, phase="reading")
     copy = pickle.loads(pickle.dumps(error))
-    assert type(copy) is http.ReadTimeout
+    assert type(copy) is http.ReadDeadline
     assert (str(copy), copy.timeout) == (str(error), 2.0)
 
 
@@ -905,7 +907,7 @@ def test_pools_from_a_manager_keep_its_timeout_and_stop(server: HTTPServer) -> N
     assert isinstance(pool, http.HTTPConnectionPool)
     assert pool.request("GET", "/ok").data == b"ok"  # the manager's timeout applies
     started = time.monotonic()
-    with pytest.raises(http.ReadTimeout):
+    with pytest.raises(http.ReadDeadline):
         pool.request("GET", "/silent", retries=False)
     assert time.monotonic() - started < SHORT + OVERSHOOT
     stop.set("done")
@@ -924,7 +926,7 @@ def test_a_connection_taken_from_a_pool_works_outside_its_requests(
     assert conn.getresponse().data == b"ok"
     conn.request("GET", "/silent")
     started = time.monotonic()
-    with pytest.raises(http.ReadTimeout):  # the pool's timeout, for this call
+    with pytest.raises(http.ReadDeadline):  # the pool's timeout, for this call
         conn.getresponse()
     assert time.monotonic() - started < SHORT + OVERSHOOT
     conn.close()
@@ -999,7 +1001,7 @@ def test_a_replaced_create_connection_is_honoured_as_urllib3_does(
     assert calls[0][0] == ("pinned.test", server.port)
     assert 0 < calls[0][1] <= LONG  # the time left
     started = time.monotonic()
-    with pytest.raises(http.ReadTimeout):  # the socket it made is bounded as usual
+    with pytest.raises(http.ReadDeadline):  # the socket it made is bounded as usual
         http.get(f"{url}/silent", timeout=SHORT)
     assert time.monotonic() - started < SHORT + OVERSHOOT
 
@@ -1008,7 +1010,7 @@ def test_a_urllib3_timeout_with_only_a_total_is_one_total(server: HTTPServer) ->
     manager = http.PoolManager(timeout=urllib3.Timeout(total=LONG))  # type: ignore[arg-type]
     assert manager.timeout == LONG
     started = time.monotonic()
-    with pytest.raises(http.ReadTimeout):
+    with pytest.raises(http.ReadDeadline):
         manager.request("GET", f"{server.url}/silent", timeout=urllib3.Timeout(total=SHORT))
     assert time.monotonic() - started < SHORT + OVERSHOOT
     manager.clear()

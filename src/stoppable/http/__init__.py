@@ -46,12 +46,12 @@ delimited by the connection's close included) raises; it never looks complete.
 
 Errors:
 
-- A timeout raises ``Timeout``, which is ``stoppable.DeadlineExceeded`` (and
+- A timeout raises ``RequestDeadline``, which is ``stoppable.DeadlineExceeded`` (and
   ``TimeoutError``), ``requests.exceptions.Timeout`` and
-  ``urllib3.exceptions.TimeoutError`` at once: ``ConnectTimeout`` before anything was
-  sent (``PoolTimeout`` while waiting for a pooled connection), ``ReadTimeout`` while
-  waiting for the headers or reading the body (urllib3 users get a ``ReadTimeout``
-  that is also urllib3's ``ReadTimeoutError``), ``Timeout`` itself while sending the
+  ``urllib3.exceptions.TimeoutError`` at once: ``ConnectDeadline`` before anything was
+  sent (``PoolWaitDeadline`` while waiting for a pooled connection), ``ReadDeadline`` while
+  waiting for the headers or reading the body (urllib3 users get a ``ReadDeadline``
+  that is also urllib3's ``ReadTimeoutError``), ``RequestDeadline`` itself while sending the
   request or waiting to retry. The message names the request, the timeout and the
   phase; URLs in it carry no credentials (userinfo) and no query string.
 - A stop raises ``stoppable.Stopped`` (a ``BaseException``: ``except Exception``
@@ -63,7 +63,7 @@ Differences from requests and urllib3, where a total deadline needs them:
 - ``timeout`` is required (a ``Session``, pool or pool manager may hold a default)
   and is one number of seconds; a ``(connect, read)`` pair or ``urllib3.Timeout`` is
   refused. ``stall_timeout=`` optionally limits each wait for the peer as well (no
-  progress for that long: ``ReadTimeout``/``ConnectTimeout`` before the total).
+  progress for that long: ``ReadDeadline``/``ConnectDeadline`` before the total).
 - TLS follows urllib3's rules for every setting (``cert_reqs``, ``ca_certs``,
   ``assert_hostname``, ``assert_fingerprint``...), a given ``ssl_context`` included,
   and is never weaker: a setting that would weaken a given context (``verify=False``
@@ -75,6 +75,7 @@ Differences from requests and urllib3, where a total deadline needs them:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import requests
@@ -83,7 +84,7 @@ from .._limits import StopLike
 from ._adapter import HTTPAdapter, Session
 from ._budget import InvalidTimeout, seconds_for
 from ._connection import HTTPConnection, HTTPSConnection
-from ._errors import ConnectTimeout, PoolTimeout, ReadTimeout, Timeout
+from ._errors import ConnectDeadline, PoolWaitDeadline, ReadDeadline, RequestDeadline
 from ._pool import (
     HTTPConnectionPool,
     HTTPSConnectionPool,
@@ -92,7 +93,7 @@ from ._pool import (
 )
 
 __all__ = [
-    "ConnectTimeout",
+    "ConnectDeadline",
     "HTTPAdapter",
     "HTTPConnection",
     "HTTPConnectionPool",
@@ -100,11 +101,11 @@ __all__ = [
     "HTTPSConnectionPool",
     "InvalidTimeout",
     "PoolManager",
-    "PoolTimeout",
+    "PoolWaitDeadline",
     "ProxyManager",
-    "ReadTimeout",
+    "ReadDeadline",
+    "RequestDeadline",
     "Session",
-    "Timeout",
     "delete",
     "get",
     "head",
@@ -134,7 +135,7 @@ def request(
     ``stream``, ``verify``...), and ``guard=True`` (see ``Session``). ``timeout`` is
     required: the total for the request, its redirects and (with ``stream=True``) its
     body. Returns a
-    ``requests.Response``; raises ``Timeout`` (``ConnectTimeout``, ``ReadTimeout``),
+    ``requests.Response``; raises ``RequestDeadline`` (``ConnectDeadline``, ``ReadDeadline``),
     ``stoppable.Stopped``, or requests' errors. Bad arguments are refused before any
     I/O.
     """
@@ -201,6 +202,29 @@ def delete(
 ) -> requests.Response:
     """``requests.delete``, bounded and stoppable (see ``request``)."""
     return request("DELETE", url, timeout=timeout, stop=stop, **kwargs)
+
+
+# 0.1's names for the timeout errors, kept for one release: every timeout error of the
+# library is now named for what ran out of time, ``...Deadline``.
+_DEPRECATED = {
+    "Timeout": "RequestDeadline",
+    "ConnectTimeout": "ConnectDeadline",
+    "ReadTimeout": "ReadDeadline",
+    "PoolTimeout": "PoolWaitDeadline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    new = _DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"stoppable.http.{name} is deprecated, use stoppable.http.{new} (the same class); "
+        "the old name goes in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]
 
 
 def __dir__() -> list[str]:

@@ -175,8 +175,8 @@ class Session(requests.Session):
 
         One deadline covers connecting, sending, the headers, the body (unless
         ``stream=True``: then the body keeps the deadline as it is read), redirects and
-        retries. Raises ``Timeout`` (``ConnectTimeout``, ``PoolTimeout``,
-        ``ReadTimeout``), ``stoppable.Stopped``, or requests' errors. ``guard``:
+        retries. Raises ``RequestDeadline`` (``ConnectDeadline``, ``PoolWaitDeadline``,
+        ``ReadDeadline``), ``stoppable.Stopped``, or requests' errors. ``guard``:
         see the class docstring (``None``: the session's).
         """
         if not isinstance(method, str | bytes):

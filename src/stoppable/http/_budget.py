@@ -21,7 +21,7 @@ wait below it honours it with no argument passed down through requests and urlli
 
 Errors travel up through http.client, urllib3 and requests, which wrap them in their
 own exceptions. Each edge translates what comes out, in one place (``_errors.translate``): an
-error with a ``DeadlineExceeded`` in its chain becomes this family's ``Timeout``
+error with a ``DeadlineExceeded`` in its chain becomes this family's ``RequestDeadline``
 subclass for the phase the request was in, raised ``from`` the original. ``Stopped``
 is a ``BaseException``: it passes through every layer untouched, and every layer's
 clean-up closes the connection it interrupted.

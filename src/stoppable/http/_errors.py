@@ -44,7 +44,9 @@ _BODY_TEXT = "reading the response body"
 # --- errors --------------------------------------------------------------------------
 
 
-class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
+class RequestDeadline(
+    DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError
+):
     """An HTTP request ran out of time.
 
     A ``stoppable.DeadlineExceeded`` (so a ``TimeoutError`` and ``socket.timeout``),
@@ -102,13 +104,17 @@ class Timeout(DeadlineExceeded, requests.exceptions.Timeout, urllib3.exceptions.
 
 
 def _rebuild(
-    cls: type[Timeout], message: str, timeout: float | None, phase: str | None, wrapped: bool
-) -> Timeout:
+    cls: type[RequestDeadline],
+    message: str,
+    timeout: float | None,
+    phase: str | None,
+    wrapped: bool,
+) -> RequestDeadline:
     return cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
 
 
-class ConnectTimeout(
-    Timeout, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError
+class ConnectDeadline(
+    RequestDeadline, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError
 ):
     """Time ran out before the request was sent.
 
@@ -121,14 +127,14 @@ class ConnectTimeout(
     _UPSTREAM_TEXT = "Connection timed out. "
 
 
-class PoolTimeout(ConnectTimeout, urllib3.exceptions.EmptyPoolError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
+class PoolWaitDeadline(ConnectDeadline, urllib3.exceptions.EmptyPoolError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
     """Time ran out waiting for a free connection in a full pool (``pool_block``).
 
-    A ``ConnectTimeout`` (nothing was sent), and urllib3's ``EmptyPoolError``.
+    A ``ConnectDeadline`` (nothing was sent), and urllib3's ``EmptyPoolError``.
     """
 
 
-class ReadTimeout(Timeout, requests.exceptions.ReadTimeout):
+class ReadDeadline(RequestDeadline, requests.exceptions.ReadTimeout):
     """Time ran out waiting for the response headers or reading the body.
 
     Also ``requests.exceptions.ReadTimeout``; through ``stoppable.http.PoolManager``
@@ -141,13 +147,19 @@ class ReadTimeout(Timeout, requests.exceptions.ReadTimeout):
     _UPSTREAM_TEXT = "Read timed out. "
 
 
-class _Urllib3ReadTimeout(ReadTimeout, urllib3.exceptions.ReadTimeoutError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
-    """``ReadTimeout`` for urllib3 users: also urllib3's ``ReadTimeoutError``."""
+class _Urllib3ReadDeadline(ReadDeadline, urllib3.exceptions.ReadTimeoutError):  # type: ignore[misc]  # pool/url/__reduce__: ours win
+    """``ReadDeadline`` for urllib3 users: also urllib3's ``ReadTimeoutError``."""
 
 
-for _cls in (Timeout, ConnectTimeout, PoolTimeout, ReadTimeout, _Urllib3ReadTimeout):
+for _cls in (
+    RequestDeadline,
+    ConnectDeadline,
+    PoolWaitDeadline,
+    ReadDeadline,
+    _Urllib3ReadDeadline,
+):
     _cls.__module__ = "stoppable.http"
-_Urllib3ReadTimeout.__name__ = _Urllib3ReadTimeout.__qualname__ = "ReadTimeout"
+_Urllib3ReadDeadline.__name__ = _Urllib3ReadDeadline.__qualname__ = "ReadDeadline"
 
 
 # --- translating errors: the one place ---------------------------------------------------
@@ -184,30 +196,32 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}{query}"
 
 
-def _error_class(budget: _Budget) -> type[Timeout]:
+def _error_class(budget: _Budget) -> type[RequestDeadline]:
     kind = budget.kind
     if kind == POOL:
-        return PoolTimeout
+        return PoolWaitDeadline
     if kind == CONNECT:
-        return ConnectTimeout
+        return ConnectDeadline
     if kind in (HEADERS, BODY):
-        return _Urllib3ReadTimeout if budget.urllib3 else ReadTimeout
-    return Timeout
+        return _Urllib3ReadDeadline if budget.urllib3 else ReadDeadline
+    return RequestDeadline
 
 
-def translate(error: BaseException, budget: _Budget, *, request: Any = None) -> Timeout | None:
+def translate(
+    error: BaseException, budget: _Budget, *, request: Any = None
+) -> RequestDeadline | None:
     """The family's timeout error for ``error``, or ``None`` to let ``error`` pass.
 
     ``error`` (from requests, urllib3 or http.client) is a timeout if a
     ``DeadlineExceeded`` is anywhere in what it wraps; the error class and message
     come from the phase ``budget`` was in.
     """
-    if isinstance(error, Timeout):
+    if isinstance(error, RequestDeadline):
         return None
     found = next((item for item in _chain(error) if isinstance(item, DeadlineExceeded)), None)
     if found is None:
         return None
-    if isinstance(found, Timeout):  # already ours, wrapped by a layer above: unwrap
+    if isinstance(found, RequestDeadline):  # already ours, wrapped by a layer above: unwrap
         return type(found)(
             found.message,
             timeout=found.timeout,

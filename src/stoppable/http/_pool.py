@@ -55,7 +55,7 @@ def pool_get(pool: Any, pool_timeout: float | None) -> Any:
 
     Raises ``Stopped``, or urllib3's ``EmptyPoolError`` from the ``DeadlineExceeded``:
     urllib3 passes that error up as is (a full pool is not retried), and the edge
-    makes it a ``PoolTimeout``.
+    makes it a ``PoolWaitDeadline``.
     """
     pool_queue = pool.pool
     try:
@@ -174,8 +174,9 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         """As urllib3's ``urlopen``, within ``timeout`` seconds in all and until ``stop``.
 
         ``timeout`` defaults to the pool's ``timeout``; one of them is required.
-        Raises ``Timeout`` (``ConnectTimeout``, ``PoolTimeout``, ``ReadTimeout``, each
-        also urllib3's timeout error), ``stoppable.Stopped``, or urllib3's errors.
+        Raises ``RequestDeadline`` (``ConnectDeadline``, ``PoolWaitDeadline``,
+        ``ReadDeadline``, each also urllib3's timeout error), ``stoppable.Stopped``, or
+        urllib3's errors.
         """
         bounded = _retries(retries, redirect, self.retries)
         if is_joined(timeout):  # a request of an edge above: its budget is installed
@@ -304,7 +305,7 @@ class PoolManager(urllib3.PoolManager):
     ) -> urllib3.BaseHTTPResponse:
         """As urllib3's ``urlopen``, within ``timeout`` seconds in all and until ``stop``.
 
-        Raises ``Timeout`` (each subclass also urllib3's timeout error),
+        Raises ``RequestDeadline`` (each subclass also urllib3's timeout error),
         ``stoppable.Stopped``, or urllib3's errors (``MaxRetryError``...).
         """
         if is_joined(timeout):  # a redirect followed by urllib3: same request, same budget

@@ -18,7 +18,7 @@ from .._errors import Stopped
 from .._limits import (
     _current_scope,
 )
-from ._errors import Timeout, translate
+from ._errors import RequestDeadline, translate
 
 if TYPE_CHECKING:
     from ._budget import _Budget
@@ -35,7 +35,7 @@ def _again(error: BaseException) -> Callable[[], BaseException]:
     if isinstance(error, Stopped):
         reason = error.reason
         return lambda: Stopped(reason)
-    if isinstance(error, Timeout):
+    if isinstance(error, RequestDeadline):
         cls, message, timeout, phase = type(error), error.message, error.timeout, error.phase
         wrapped = error.wrapped
         return lambda: cls(message, timeout=timeout, phase=phase, wrapped=wrapped)
