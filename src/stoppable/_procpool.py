@@ -310,8 +310,6 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         been reaped. No task can be submitted afterwards; calling it again is harmless.
         """
         seconds = self._shutdown_timeout if timeout is None else validate_timeout(timeout)
-        if stop:
-            self.stop.set(reason)
         with self._lock:
             self._shutting_down = True
             deadline = time.monotonic() + seconds
@@ -323,6 +321,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             manager = self._manager
         for work in cancelled:
             work.future.cancel()
+        # After the queue is emptied under the lock: a worker freed by the stop could
+        # otherwise be handed a queued task first, which would end as Stopped, not
+        # cancelled.
+        if stop:
+            self.stop.set(reason)
         self._wake()
         if manager is None:
             self._close()
