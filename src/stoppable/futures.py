@@ -803,11 +803,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         """
         seconds = validate_timeout(timeout)
         deadline = time.monotonic() + seconds
-        if stop:
-            # Before the queue is drained: a task a worker takes meanwhile sees its
-            # stop set and does not run.
-            self.stop.set(reason)
         super().shutdown(wait=False, cancel_futures=cancel_futures or stop)
+        if stop:
+            # After the queue is drained: a worker freed by the stop would otherwise
+            # take a queued task first, which would end Stopped instead of cancelled.
+            self.stop.set(reason)
         if not wait:
             return
         threads = list(self._threads)
