@@ -78,6 +78,11 @@ def _block(how: str, port: int) -> None:
         time.sleep(LONG)
     elif how == "redis":  # a third-party client: a blocking pop on an empty list
         redis.Redis.from_url(URL).blpop([key("never-filled")], timeout=0)
+    elif how == "wrapping":  # a client that makes its own error of every other one
+        try:
+            _block("recv", port)
+        except Exception as err:
+            raise RuntimeError("the client failed") from err
     else:
         raise ValueError(how)
 

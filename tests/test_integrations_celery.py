@@ -149,18 +149,22 @@ def test_soft_and_global_time_limits(
     app = make_app(TASKS_TIME_LIMIT="0.5")  # the app's task_time_limit
     worker = app.worker()
     soft = app.send("soft_limited", "soft", "recv", silent_server.port)  # its own limits
+    # A client that makes its own error of every other one (an `except Exception:`).
+    wrapped = app.send("soft_limited", "wrapped", "wrapping", silent_server.port)
     app.send("blocked", "global", "sleep", silent_server.port)  # none of its own
-    app.records.wait_started(2, worker)
+    app.records.wait_started(3, worker)
     seen = time.time()  # the worker records wall-clock times
-    app.records.wait_ended(2, worker)
-    _, state, exc_name, first, at = ended(app)["soft"]
-    assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
-    assert (state, exc_name, first) == (
-        "FAILURE",
-        "stoppable.integrations.celery.SoftTimeLimitExceeded",
-        "SoftTimeLimitExceeded",  # what the task's code saw, at its blocked recv
-    )
-    assert app.state(soft) == "FAILURE"
+    app.records.wait_ended(3, worker)
+    for name, result in [("soft", soft), ("wrapped", wrapped)]:
+        _, state, exc_name, first, at = ended(app)[name]
+        assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
+        assert (state, exc_name, first) == (
+            "FAILURE",
+            "stoppable.integrations.celery.SoftTimeLimitExceeded",
+            "SoftTimeLimitExceeded",  # what the task's code saw, at its blocked recv
+        )
+        assert app.state(result) == "FAILURE"
+    assert isinstance(wrapped.result, integration.SoftTimeLimitExceeded)  # for the caller too
     assert "soft time limit (0.5 s) exceeded" in worker.log()
     assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
 
@@ -171,7 +175,9 @@ def test_a_task_catches_its_soft_time_limit_where_it_blocks_and_cleans_up(
 ) -> None:
     app = make_app()
     worker = app.worker(pool)
-    hows = ["recv", "queue", "sleep"]  # the calls that let the error through unchanged
+    # redis-py makes its own TimeoutError of a socket timeout (and retries it): the
+    # soft limit must reach the task's handler through it, as prefork's does.
+    hows = HOWS
     results = {how: app.send("soft_cleanup", how, how, silent_server.port) for how in hows}
     hard = app.send("soft_then_hard", "hard", "sleep", silent_server.port)
     app.records.wait_ended(len(hows) + 1, worker)
@@ -255,12 +261,20 @@ def test_install_refuses_what_is_not_an_app() -> None:
         integration.install(celery.Celery("x"), stop_on_shutdown="yes")  # type: ignore[arg-type]
 
 
-def test_soft_time_limit_exceeded_is_celerys_and_a_deadline() -> None:
+def test_soft_time_limit_exceeded_is_celerys_and_no_timeout_a_client_would_rewrite() -> None:
+    import pickle
+    import socket
+
     from celery.exceptions import SoftTimeLimitExceeded
 
     import stoppable
 
     error = integration.SoftTimeLimitExceeded("soft", timeout=1.0)
     assert isinstance(error, SoftTimeLimitExceeded)
-    assert isinstance(error, stoppable.DeadlineExceeded)
+    assert isinstance(error, Exception)  # the task's `except Exception:` sees it too
+    assert isinstance(error, stoppable.Stopped)
+    assert not isinstance(error, OSError)  # no client's `except socket.timeout:` takes it
+    assert not isinstance(error, socket.timeout)
     assert error.timeout == 1.0
+    again = pickle.loads(pickle.dumps(error))  # results backends and billiard pickle it
+    assert (type(again), again.args, again.timeout) == (type(error), ("soft",), 1.0)

@@ -20,14 +20,21 @@ three, by running each task inside ``stoppable.guard``::
   ``acks_on_failure_or_timeout``).
 - ``soft_time_limit`` (same sources), when it comes before the hard one: the blocking
   call the task is in at the soft limit (or its next one) raises
-  ``SoftTimeLimitExceeded`` (this module's, a subclass of Celery's and of
-  ``stoppable.DeadlineExceeded``, so a client sees its own timeout) once, as the
-  prefork pool's soft limit does; the task's ``except SoftTimeLimitExceeded`` block
-  runs and may clean up, blocking calls included, until the hard limit, which still
-  ends it. Not caught, it ends the task (``FAILURE``); if a client turned it into its
-  own error (redis-py's ``TimeoutError``), the task ends with ``SoftTimeLimitExceeded``
-  chained from that. Unlike prefork's, a task running pure Python (no blocking call)
-  sees it only at its next blocking call.
+  ``SoftTimeLimitExceeded`` once, as prefork's signal handler does in the middle of
+  the call. It is Celery's (this module's subclass) and a ``stoppable.Stopped``, not a
+  socket error or a timeout, so a client lets it through as it lets prefork's through:
+  redis-py, which makes its own ``TimeoutError`` of a socket timeout and retries it,
+  drops the connection and re-raises it; urllib3 and requests do not retry it. The
+  task's ``except SoftTimeLimitExceeded:`` block runs and may clean up, blocking calls
+  included (the call that raised it is dead: its connection is shut down), until the
+  hard limit, which still ends it. Not caught, it ends the task (``FAILURE``). A client
+  that catches every ``Exception`` and raises its own error instead hides it from the
+  task, as it would prefork's; the task then ends with ``SoftTimeLimitExceeded``
+  chained from that error, and one that retries on any ``Exception`` runs on until the
+  hard limit. Unlike prefork's, a task running pure Python sees it only at its next
+  blocking call, and ``stoppable``'s own calls in the task (``stoppable.checkpoint()``,
+  ``stoppable.queues``...) see the soft limit as a plain deadline
+  (``DeadlineExceeded``).
 - ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
   task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
   process. (The ``solo`` pool reads control messages only between tasks, in the main
@@ -39,10 +46,7 @@ three, by running each task inside ``stoppable.guard``::
 
 Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
 Limits: computation in pure Python is not interrupted (no blocking call to end); C
-extensions doing their own I/O are not reached (see ``stoppable.guard``);
-``stoppable``'s own calls in the task see the soft limit as a plain deadline
-(``DeadlineExceeded``); ``revoke_by_stamped_headers(terminate=True)`` marks the task
-revoked as Celery does but does not stop it.
+extensions doing their own I/O are not reached (see ``stoppable.guard``).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import celery
 from celery import bootsteps, signals
@@ -64,7 +68,7 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 
 from .. import _guard, guard
-from .._errors import DeadlineExceeded
+from .._errors import Stopped
 from .._stop import StopEvent
 
 __all__ = ["Revoked", "ShutdownRequeued", "SoftTimeLimitExceeded", "install"]
@@ -76,15 +80,20 @@ SOLO_CHECK = 0.2  # how often the solo pool's helper looks for a shutdown signal
 SHUTDOWN_REASON = "worker shutdown"
 
 
-class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, DeadlineExceeded):  # type: ignore[misc]
-    """The task's soft time limit passed.
+class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, Stopped):  # type: ignore[misc]
+    """The task's soft time limit passed: raised in the blocking call the task was in.
 
-    Both Celery's ``SoftTimeLimitExceeded`` and a ``stoppable.DeadlineExceeded``, chained
-    from what the guard raised in the task.
+    Celery's ``SoftTimeLimitExceeded`` (an ``Exception``, so the task's handlers for it
+    or for ``Exception`` catch it) and a ``stoppable.Stopped``, never a socket error or
+    a timeout: a client that rewrites those (redis-py's ``TimeoutError``, urllib3's
+    ``ReadTimeoutError``) or retries them lets it through unchanged, as it does the
+    exception prefork's signal handler raises in the middle of its read.
+    ``timeout`` is the soft limit, in seconds.
     """
 
-    def __init__(self, message: str, *, timeout: float | None = None) -> None:
-        DeadlineExceeded.__init__(self, message, timeout=timeout)
+    def __init__(self, message: str = "", *, timeout: float | None = None) -> None:
+        Stopped.__init__(self, message)
+        self.timeout = timeout
 
 
 class Revoked(Ignore):  # type: ignore[misc]
@@ -161,8 +170,12 @@ def _limit(*values: object) -> float | None:
     return None
 
 
-def _soft_limit_error(run: _Run, message: str) -> SoftTimeLimitExceeded:
-    """What the blocked call raises at the soft limit (made and logged as it fires)."""
+def _soft_limit_error(run: _Run, message: str) -> NoReturn:
+    """Raise, in the blocked call, what the soft limit raises there (logged as it fires).
+
+    Raised here rather than returned to the guard: it is not the ``DeadlineExceeded``
+    the soft guard's deadline would raise (see ``SoftTimeLimitExceeded``).
+    """
     run.soft_fired = True
     _log.warning(
         "task %s[%s]: soft time limit (%g s) exceeded (%s)",
@@ -171,7 +184,7 @@ def _soft_limit_error(run: _Run, message: str) -> SoftTimeLimitExceeded:
         run.soft,
         message,
     )
-    return SoftTimeLimitExceeded(
+    raise SoftTimeLimitExceeded(
         f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
         timeout=run.soft,
     )
