@@ -8,7 +8,8 @@ queue), ``TASKS_STOPPABLE`` (``1``: ``stoppable.integrations.celery.install(app)
 Tasks record in Redis when they start (``started``) and finish (``finished:<id>``, a
 counter: more than 1 would be a task run twice to completion); a ``task_postrun``
 receiver records how each run ended (``ended``: ``id|state|exception|first cause|time``,
-the first cause being what the task's own code saw), outside the task's guard.
+the first cause being what the task's own code saw), outside the task's guard, and a
+``task_revoked`` receiver which tasks Celery announced revoked (``revoked``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def record_end(
     _records.rpush(
         key("ended"), f"{args[0] if args else task_id}|{state}|{name}|{first}|{time.time()}"
     )
+
+
+@signals.task_revoked.connect  # type: ignore[untyped-decorator]
+def record_revoked(request: Any, terminated: bool, signum: Any, **kwargs: Any) -> None:
+    """Record that Celery announced a task revoked (``revoked``: ``id|terminated|signum``)."""
+    args = getattr(request, "args", None) or ()
+    _records.rpush(key("revoked"), f"{args[0] if args else request.id}|{terminated}|{signum}")
 
 
 def _block(how: str, port: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import celery
 import pytest
@@ -48,11 +49,12 @@ class App:
         self.client = celery.Celery("client", broker=self.url, backend=self.url)
         self.workers: list[WorkerProcess] = []
 
-    def send(self, task: str, task_id: str, how: str, port: int) -> AsyncResult:
+    def send(self, task: str, task_id: str, how: str, port: int, **options: Any) -> AsyncResult:
         return self.client.send_task(
             f"tests.integrations_celery_app.{task}",
             args=(task_id, how, port),
             queue=self.namespace,
+            **options,
         )
 
     def worker(self, pool: str = "threads", concurrency: int = 4) -> WorkerProcess:
@@ -212,12 +214,66 @@ def test_revoke_terminate_stops_the_running_task_at_once(
     (only,) = ended(app).values()
     assert only[:4] == ["recv", "IGNORED", "stoppable.integrations.celery.Revoked", "Stopped"]
     wait_until(lambda: app.state(results["recv"]) == "REVOKED", what="REVOKED")
+    # As for a terminated prefork process: task_revoked(terminated=True, signum=SIGTERM).
+    assert app.records.wait_revoked(1, worker) == ["recv|True|15"]
     assert "revoked (terminate=True)" in worker.log()
     if pool == "threads":
         # The others run on; a revoke without terminate leaves a running task alone.
         app.client.control.revoke(results["sleep"].id)
         time.sleep(0.5)  # nothing to wait for: checking that nothing happens
         assert len(app.records.ended()) == 1
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_revoke_by_stamped_headers_terminate_stops_the_matching_running_tasks(
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
+) -> None:
+    app = make_app()
+    worker = app.worker(pool)
+
+    def stamped(how: str, batch: object) -> AsyncResult:
+        return app.send(
+            "blocked", how, how, silent_server.port, stamped_headers=["batch"], batch=batch
+        )
+
+    if pool == "threads":
+        results = {
+            "recv": stamped("recv", "b1"),
+            "redis": stamped("redis", ["b0", "b1"]),  # one of its values matches
+            "queue": stamped("queue", "b2"),
+            "sleep": app.send("blocked", "sleep", "sleep", silent_server.port),  # no stamps
+        }
+        matching = ["recv", "redis"]
+    else:  # one task at a time
+        results = {"recv": stamped("recv", "b1")}
+        matching = ["recv"]
+    app.records.wait_started(len(results), worker)
+    revoked_at = time.monotonic()
+    app.client.control.revoke_by_stamped_headers({"batch": "b1"}, terminate=True)
+    app.records.wait_ended(len(matching), worker)
+    assert time.monotonic() - revoked_at < WAKE_BOUND
+    records = ended(app)
+    assert sorted(records) == matching
+    for how in matching:
+        assert records[how][:4] == [
+            how,
+            "IGNORED",
+            "stoppable.integrations.celery.Revoked",
+            "Stopped",
+        ]
+        assert app.records.finished(how) == 0
+    wait_until(
+        lambda: all(app.state(results[how]) == "REVOKED" for how in matching), what="REVOKED"
+    )
+    revoked = app.records.wait_revoked(len(matching), worker)
+    assert sorted(revoked) == [f"{how}|True|15" for how in matching]
+    assert "revoked (terminate=True)" in worker.log()
+    if pool == "threads":
+        # Headers that match no running task, and a revoke without terminate, stop nothing.
+        app.client.control.revoke_by_stamped_headers({"batch": "b9"}, terminate=True)
+        app.client.control.revoke_by_stamped_headers({"batch": "b2"})
+        time.sleep(0.5)  # nothing to wait for: checking that nothing happens
+        assert len(app.records.ended()) == len(matching)
 
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])

@@ -65,7 +65,8 @@ from celery.concurrency import thread as thread_pool
 from celery.exceptions import Ignore, Reject, TimeLimitExceeded
 from celery.exceptions import SoftTimeLimitExceeded as CelerySoftTimeLimitExceeded
 from celery.utils.functional import maybe_list
-from celery.worker import control
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from .. import _guard, guard
 from .._errors import Stopped
@@ -78,6 +79,8 @@ _log = logging.getLogger("stoppable.integrations.celery")
 REVOKED_REASON = "revoked (terminate=True)"
 SOLO_CHECK = 0.2  # how often the solo pool's helper looks for a shutdown signal
 SHUTDOWN_REASON = "worker shutdown"
+# The control commands that can terminate a running task.
+_TERMINATING = frozenset({"revoke", "terminate", "revoke_by_stamped_headers"})
 
 
 class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, Stopped):  # type: ignore[misc]
@@ -114,11 +117,28 @@ class ShutdownRequeued(Reject):  # type: ignore[misc]
 class _Run:
     """One task being run by a worker thread: its limits and its stop."""
 
-    __slots__ = ("hard", "soft", "soft_fired", "started", "stop", "task_id", "task_name")
+    __slots__ = (
+        "hard",
+        "soft",
+        "soft_fired",
+        "stamps",
+        "started",
+        "stop",
+        "task_id",
+        "task_name",
+    )
 
-    def __init__(self, task_id: str, task_name: str, hard: float | None, soft: float | None):
+    def __init__(
+        self,
+        task_id: str,
+        task_name: str,
+        hard: float | None,
+        soft: float | None,
+        stamps: dict[str, Any],
+    ):
         self.task_id = task_id
         self.task_name = task_name
+        self.stamps = stamps  # the message's stamped headers, as Celery's Request reads them
         self.started = time.monotonic()
         self.hard = hard
         self.soft = soft
@@ -135,24 +155,33 @@ class _Worker:
     def __init__(self, stop_on_shutdown: bool) -> None:
         self.stop_on_shutdown = stop_on_shutdown
         self.enabled = False  # a threads or solo pool runs the tasks
+        self.pool: Any = None
+        self.solo = False
         self.time_limit: float | None = None
         self.soft_time_limit: float | None = None
         self.lock = threading.Lock()
         self.running: dict[str, tuple[_Run, bool]] = {}  # task id -> (run, acks_late)
-        self.terminate_requested: set[str] = set()
+        # Task id -> the signal its terminate named (for the solo pool's announcement).
+        self.terminate_requested: dict[str, Any] = {}
         self.shutting_down = False
         self.closing = threading.Event()  # the worker is stopping: end helper threads
         # Set by the shutdown signal's handler: a plain store, safe in a handler.
         self.shutdown_signalled = False
 
-    def stop_terminated(self) -> None:
-        """Stop every running task whose revoke asked to terminate it."""
+    def terminate(self, task_ids: Any, signal: Any = None) -> None:
+        """Stop these tasks, running or when they start: a revoke terminates them."""
         with self.lock:
-            runs = [
-                run for tid, (run, _) in self.running.items() if tid in self.terminate_requested
-            ]
+            for task_id in task_ids:
+                self.terminate_requested.setdefault(task_id, signal)
+            runs = [self.running[tid][0] for tid in task_ids if tid in self.running]
         for run in runs:
             run.stop.set(REVOKED_REASON)
+
+    def running_stamped(self, headers: Any) -> list[str]:
+        """The running tasks ``revoke_by_stamped_headers(headers)`` matches."""
+        with self.lock:
+            runs = [run for run, _ in self.running.values()]
+        return [run.task_id for run in runs if _stamps_match(run.stamps, headers)]
 
     def stop_for_shutdown(self) -> None:
         """Stop every running ``acks_late`` task (its message can be requeued)."""
@@ -168,6 +197,28 @@ def _limit(*values: object) -> float | None:
         if value:
             return float(value)  # type: ignore[arg-type]
     return None
+
+
+def _stamps_match(stamps: dict[str, Any], headers: Any) -> bool:
+    """Whether a task's stamps match ``revoke_by_stamped_headers``'s, as Celery matches them.
+
+    ``headers``: ``{name: value or values}``, or the command line's ``["name=value"]``;
+    a task matches when, for one name, one of its values is one of the given values.
+    """
+    if isinstance(headers, (list, tuple)):
+        headers = dict(str(item).split("=", 1) for item in headers if "=" in str(item))
+    if not isinstance(headers, dict):
+        return False
+    for name, expected in headers.items():
+        actual = stamps.get(name)
+        if actual is None:
+            continue
+        try:
+            if set(maybe_list(actual)) & set(maybe_list(expected)):
+                return True
+        except TypeError:  # an unhashable stamp, which Celery cannot match either
+            continue
+    return False
 
 
 def _soft_limit_error(run: _Run, message: str) -> NoReturn:
@@ -235,11 +286,13 @@ def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
         ):
             return run_task(*args, **kwargs)
         hard_default, soft_default = request.timelimit or (None, None)
+        stamps = request.stamps or {}
         run = _Run(
             request.id,
             task.name,
             _limit(hard_default, task.time_limit, state.time_limit),
             _limit(soft_default, task.soft_time_limit, state.soft_time_limit),
+            {name: stamps.get(name) for name in request.stamped_headers or ()},
         )
         acks_late = bool(task.acks_late)
         with state.lock:
@@ -263,12 +316,14 @@ def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
             replacement = _translate(run, err)
             if replacement is None:
                 raise
+            if isinstance(replacement, Revoked) and state.solo:
+                _announce_terminated(state, run)
             raise replacement from err
         finally:
             _inside.task = False
             with state.lock:
                 state.running.pop(run.task_id, None)
-                state.terminate_requested.discard(run.task_id)
+                state.terminate_requested.pop(run.task_id, None)
 
     run_guarded.__stoppable_guarded__ = True  # type: ignore[attr-defined]
     return run_guarded
@@ -282,50 +337,71 @@ def _guard_tasks(app: celery.Celery, state: _Worker) -> None:
         task.run = _guarded_run(task, state)
 
 
+def _announce_terminated(state: _Worker, run: _Run) -> None:
+    """For the solo pool: what Celery does for a terminated task, which it cannot do here.
+
+    Celery's revoke commands terminate a running task through ``Request.terminate``,
+    which marks it ``REVOKED``, acks its message and sends ``task_revoked``; the solo
+    pool reads those commands only once the task has ended, when there is no running
+    request left to terminate. The task's own thread does it instead, as it ends.
+    """
+    request = worker_state.requests.get(run.task_id)
+    if request is None:
+        return
+    with state.lock:
+        signal = state.terminate_requested.get(run.task_id)
+    try:
+        request.terminate(state.pool, signal=signal)
+    except Exception:
+        _log.exception("task %s[%s]: could not mark it revoked", run.task_name, run.task_id)
+
+
 def _noop_terminate_job(pid: object, signal: object = None) -> None:
-    # The threads and solo pools have no process to signal: the revoke wrapper has
-    # already stopped the task through its guard.
-    _workers_terminate()
+    # The threads and solo pools have no process to signal: Request.terminate (below)
+    # has already stopped the task through its guard.
+    return None
 
 
 _installed: list[_Worker] = []
+_patch_lock = threading.Lock()
+_patched = False
 
 
-def _workers_terminate() -> None:
-    for state in _installed:
-        state.stop_terminated()
+def _patch_celery() -> None:
+    """Make ``Request.terminate`` stop the task's guard on the pools install() runs.
 
-
-_revoke_lock = threading.Lock()
-_revoke_wrapped = False
-
-
-def _wrap_revoke() -> None:
-    """Make the ``revoke`` control command note which tasks it is to terminate."""
-    global _revoke_wrapped
-    with _revoke_lock:
-        if _revoke_wrapped:
+    Every way Celery terminates a running task (``revoke``, ``terminate``,
+    ``revoke_by_stamped_headers``, with ``terminate=True``) ends in ``terminate(pool,
+    signal)`` of each request it matched, which signals the pool process (prefork) and
+    marks the task ``REVOKED``: on a threads or solo pool set up here, it stops the
+    task's guard instead (a task accepted but not yet in its guard is stopped as it
+    enters it), then goes on as Celery does.
+    """
+    global _patched
+    with _patch_lock:
+        if _patched:
             return
-        original = control.Panel.data["revoke"]
+        original = Request.terminate
 
         @functools.wraps(original)
-        def revoke(
-            state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any
-        ) -> Any:
-            if terminate:
-                ids = set(maybe_list(task_id) or [])
-                for worker in _installed:
-                    if worker.enabled:
-                        with worker.lock:
-                            worker.terminate_requested |= ids
-            return original(state, task_id, terminate, signal, **kwargs)
+        def terminate(self: Request, pool: Any, signal: Any = None) -> Any:
+            # A request not accepted yet is terminated again when it is (Celery keeps
+            # it for then): noted only then, none is kept for a task that never runs.
+            ours = [s for s in _installed if s.enabled and s.pool is pool and self.time_start]
+            try:
+                return original(self, pool, signal)
+            finally:
+                # Stopped once Celery has marked it REVOKED and acked it, as a signalled
+                # process ends after that too: the task's end has nothing left to do.
+                for state in ours:
+                    state.terminate([self.id], signal)
 
-        control.Panel.data["revoke"] = revoke
-        # Celery's Request.terminate() ends with the pool result's terminate(); the
-        # threads pool's has none.
+        Request.terminate = terminate
+        # Request.terminate ends with the pool result's terminate(); the threads
+        # pool's has none.
         if not hasattr(thread_pool.ApplyResult, "terminate"):
             thread_pool.ApplyResult.terminate = lambda self, signal=None: None
-        _revoke_wrapped = True
+        _patched = True
 
 
 def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> None:
@@ -334,9 +410,10 @@ def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> No
     The solo pool runs each task in the worker's main thread, which reads control
     messages only between tasks. This thread reads the same broadcasts on a queue of
     its own (bound to the same fanout exchange) and stops the running task at once on a
-    ``revoke(terminate=True)``; Celery's own handling of the message follows when the
-    task has ended (it marks the task ``REVOKED``). It also carries out a shutdown
-    signal's stop, which the signal handler (in the main thread) only notes.
+    ``revoke``, ``terminate`` or ``revoke_by_stamped_headers`` that terminates it (the
+    task then marks itself ``REVOKED`` as it ends, as Celery would have); Celery's own
+    handling of the message follows when the task has ended. It also carries out a
+    shutdown signal's stop, which the signal handler (in the main thread) only notes.
     """
     try:
         with app.connection_for_read() as connection:
@@ -347,16 +424,19 @@ def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> No
             def on_message(body: dict[str, Any], message: Any) -> None:
                 destination = body.get("destination")
                 arguments = body.get("arguments") or {}
+                method = body.get("method")
                 if (
-                    body.get("method") != "revoke"
-                    or not arguments.get("terminate")
+                    method not in _TERMINATING
+                    or not (method == "terminate" or arguments.get("terminate"))
                     or (destination and hostname not in destination)
                     or (not destination and body.get("pattern"))  # not ours to match
                 ):
                     return
-                with state.lock:
-                    state.terminate_requested |= set(maybe_list(arguments.get("task_id")) or [])
-                state.stop_terminated()
+                if method == "revoke_by_stamped_headers":
+                    task_ids = state.running_stamped(arguments.get("headers"))
+                else:
+                    task_ids = list(maybe_list(arguments.get("task_id")) or [])
+                state.terminate(task_ids, arguments.get("signal"))
 
             node.listen(callback=on_message)
             while not state.closing.is_set():
@@ -384,7 +464,9 @@ def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
             state.soft_time_limit = _limit(worker.soft_time_limit)
             _guard_tasks(worker.app, state)
             pool.terminate_job = _noop_terminate_job
-            _wrap_revoke()
+            _patch_celery()
+            state.pool = pool
+            state.solo = isinstance(pool, solo_pool.TaskPool)
             state.enabled = True
             if isinstance(pool, solo_pool.TaskPool):
                 threading.Thread(
