@@ -35,11 +35,17 @@ three, by running each task inside ``stoppable.guard``::
   blocking call, and ``stoppable``'s own calls in the task (``stoppable.checkpoint()``,
   ``stoppable.queues``...) see the soft limit as a plain deadline
   (``DeadlineExceeded``).
-- ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
-  task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
-  process. (The ``solo`` pool reads control messages only between tasks, in the main
-  thread the task holds: a helper thread reads the revoke broadcasts on a queue of its
-  own meanwhile.)
+- ``revoke(task_id, terminate=True)``, ``terminate(task_id)`` and
+  ``revoke_by_stamped_headers(headers, terminate=True)``: each running task Celery
+  would terminate (for the stamped form, those with a stamp among the given values, as
+  Celery matches them) has its blocking call stopped at once, and Celery marks it
+  ``REVOKED``, acks its message and sends ``task_revoked(terminated=True)``, as for a
+  terminated prefork process. The task ends with ``Revoked`` (an ``Ignore``), chained
+  from what it saw (``Stopped``, in its blocked call). The ``solo`` pool reads control
+  messages only between tasks, in the main thread the task holds: a helper thread
+  reads these broadcasts on a queue of its own meanwhile, and the task does what
+  Celery would have done as it ends. The ``signal`` argument has no process to go to:
+  any signal stops the task the same way.
 - ``install(app, stop_on_shutdown=True)``: a warm shutdown stops running ``acks_late``
   tasks at once and requeues their messages (they run again on the next worker)
   instead of waiting for them; other tasks finish, as Celery's warm shutdown lets them.
@@ -357,8 +363,8 @@ def _announce_terminated(state: _Worker, run: _Run) -> None:
 
 
 def _noop_terminate_job(pid: object, signal: object = None) -> None:
-    # The threads and solo pools have no process to signal: Request.terminate (below)
-    # has already stopped the task through its guard.
+    # The threads and solo pools have no process to signal: Request.terminate, patched
+    # below, stops the task through its guard instead.
     return None
 
 
