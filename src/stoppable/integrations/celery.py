@@ -33,8 +33,9 @@ three, by running each task inside ``stoppable.guard``::
   chained from that error, and one that retries on any ``Exception`` runs on until the
   hard limit. Unlike prefork's, a task running pure Python sees it only at its next
   blocking call, and ``stoppable``'s own calls in the task (``stoppable.checkpoint()``,
-  ``stoppable.queues``...) see the soft limit as a plain deadline
-  (``DeadlineExceeded``).
+  ``stoppable.queues``...) see the soft limit as a plain deadline (their family's
+  ``DeadlineExceeded``), each one from then on, at once: a loop that retries them on
+  their timeout spins until the hard limit.
 - ``revoke(task_id, terminate=True)``, ``terminate(task_id)`` and
   ``revoke_by_stamped_headers(headers, terminate=True)``: each running task Celery
   would terminate (for the stamped form, those with a stamp among the given values, as
