@@ -133,6 +133,20 @@ def soft_cleanup(task_id: str, how: str, port: int) -> str:
     return "finished"
 
 
+@app.task(bind=True, soft_time_limit=0.5, time_limit=30, max_retries=1)  # type: ignore[untyped-decorator]
+def soft_retry(self: Any, task_id: str, how: str, port: int) -> str:
+    """Retries when its soft time limit passes, as Celery's documentation shows."""
+    _records.rpush(key("started"), task_id)
+    if self.request.retries:
+        _records.incr(key(f"finished:{task_id}"))
+        return "retried"
+    try:
+        _block(how, port)
+    except SoftTimeLimitExceeded as exc:
+        raise self.retry(exc=exc, countdown=0) from exc
+    return "finished"
+
+
 @app.task(soft_time_limit=0.5, time_limit=1.5)  # type: ignore[untyped-decorator]
 def soft_then_hard(task_id: str, how: str, port: int) -> None:
     """Catches its soft time limit, then blocks again: the hard limit ends it."""

@@ -23,7 +23,7 @@ from stoppable.integrations import celery as integration
 from .integrations_workers import Records, WorkerProcess
 from .net_servers import LoopbackServer, silent
 from .redis_server import RedisServer
-from .support import WAKE_BOUND, wait_until
+from .support import LONG, WAKE_BOUND, wait_until
 
 HOWS = ["recv", "queue", "sleep", "redis"]
 
@@ -151,22 +151,25 @@ def test_soft_and_global_time_limits(
     app = make_app(TASKS_TIME_LIMIT="0.5")  # the app's task_time_limit
     worker = app.worker()
     soft = app.send("soft_limited", "soft", "recv", silent_server.port)  # its own limits
-    # A client that makes its own error of every other one (an `except Exception:`).
+    # A client that makes its own error of every other one (an `except Exception:`): the
+    # task ends with that error, as with prefork's soft limit.
     wrapped = app.send("soft_limited", "wrapped", "wrapping", silent_server.port)
     app.send("blocked", "global", "sleep", silent_server.port)  # none of its own
     app.records.wait_started(3, worker)
     seen = time.time()  # the worker records wall-clock times
     app.records.wait_ended(3, worker)
-    for name, result in [("soft", soft), ("wrapped", wrapped)]:
+    for name, result, error in [
+        ("soft", soft, "stoppable.integrations.celery.SoftTimeLimitExceeded"),
+        ("wrapped", wrapped, "builtins.RuntimeError"),  # what the client made of it
+    ]:
         _, state, exc_name, first, at = ended(app)[name]
         assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
         assert (state, exc_name, first) == (
             "FAILURE",
-            "stoppable.integrations.celery.SoftTimeLimitExceeded",
-            "SoftTimeLimitExceeded",  # what the task's code saw, at its blocked recv
+            error,
+            "SoftTimeLimitExceeded",  # what was raised in the task's blocked recv
         )
         assert app.state(result) == "FAILURE"
-    assert isinstance(wrapped.result, integration.SoftTimeLimitExceeded)  # for the caller too
     assert "soft time limit (0.5 s) exceeded" in worker.log()
     assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
 
@@ -195,6 +198,20 @@ def test_a_task_catches_its_soft_time_limit_where_it_blocks_and_cleans_up(
     _, state, exc_name, _first, _at = records["hard"]
     assert (state, exc_name) == ("FAILURE", "billiard.exceptions.TimeLimitExceeded")
     assert app.state(hard) == "FAILURE"
+    assert "soft time limit (0.5 s) exceeded" in worker.log()
+
+
+def test_a_task_may_retry_or_raise_its_own_error_when_its_soft_limit_passes(
+    make_app: Callable[..., App], silent_server: LoopbackServer
+) -> None:
+    # What the task raises after catching it is what it ends with, as with prefork's.
+    app = make_app()
+    worker = app.worker()
+    retried = app.send("soft_retry", "retry", "redis", silent_server.port)
+    app.records.wait_ended(2, worker)
+    assert app.records.started() == ["retry", "retry"]
+    assert sorted(entry.split("|")[1] for entry in app.records.ended()) == ["RETRY", "SUCCESS"]
+    assert retried.get(timeout=LONG) == "retried"
     assert "soft time limit (0.5 s) exceeded" in worker.log()
 
 

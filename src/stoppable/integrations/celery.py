@@ -27,10 +27,11 @@ three, by running each task inside ``stoppable.guard``::
   drops the connection and re-raises it; urllib3 and requests do not retry it. The
   task's ``except SoftTimeLimitExceeded:`` block runs and may clean up, blocking calls
   included (the call that raised it is dead: its connection is shut down), until the
-  hard limit, which still ends it. Not caught, it ends the task (``FAILURE``). A client
-  that catches every ``Exception`` and raises its own error instead hides it from the
-  task, as it would prefork's; the task then ends with ``SoftTimeLimitExceeded``
-  chained from that error, and one that retries on any ``Exception`` runs on until the
+  hard limit, which still ends it. Not caught, it ends the task (``FAILURE``); what the
+  task raises instead (``self.retry()``'s ``Retry``, an error of its own) is what it
+  ends with. A client that catches every ``Exception`` and raises its own error hides
+  it from the task, as it would prefork's (the task ends with that error, the soft
+  limit's as its cause), and one that retries on any ``Exception`` runs on until the
   hard limit. Unlike prefork's, a task running pure Python sees it only at its next
   blocking call, and ``stoppable``'s own calls in the task (``stoppable.checkpoint()``,
   ``stoppable.queues``...) see the soft limit as a plain deadline (their family's
@@ -127,7 +128,6 @@ class _Run:
     __slots__ = (
         "hard",
         "soft",
-        "soft_fired",
         "stamps",
         "started",
         "stop",
@@ -150,7 +150,6 @@ class _Run:
         self.hard = hard
         self.soft = soft
         self.stop = StopEvent()
-        self.soft_fired = False  # the soft limit ended a blocking call of the task
 
     def passed(self, limit: float | None) -> bool:
         return limit is not None and time.monotonic() - self.started >= limit
@@ -234,7 +233,6 @@ def _soft_limit_error(run: _Run, message: str) -> NoReturn:
     Raised here rather than returned to the guard: it is not the ``DeadlineExceeded``
     the soft guard's deadline would raise (see ``SoftTimeLimitExceeded``).
     """
-    run.soft_fired = True
     _log.warning(
         "task %s[%s]: soft time limit (%g s) exceeded (%s)",
         run.task_name,
@@ -259,17 +257,10 @@ def _translate(run: _Run, err: BaseException) -> BaseException | None:
     elif run.passed(run.hard):
         reason = f"hard time limit ({run.hard:g} s) exceeded"
         replacement = TimeLimitExceeded(run.hard)
-    elif run.soft_fired:
-        if isinstance(err, CelerySoftTimeLimitExceeded):
-            return None  # raised where the task blocked, and not handled: as it is
-        # What a client made of it (redis-py's TimeoutError...): Celery's error, as a
-        # soft limit raised elsewhere would have ended the task.
-        replacement = SoftTimeLimitExceeded(
-            f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
-            timeout=run.soft,
-        )
-        return replacement
     else:
+        # Past the soft limit too: what the task raised (the soft limit's error, or what
+        # its handler or a client made of it, self.retry()'s Retry...) is what it ends
+        # with, as with prefork's.
         return None
     _log.warning("task %s[%s] stopped: %s", run.task_name, run.task_id, reason)
     replacement.__cause__ = err
