@@ -24,7 +24,8 @@ three, by running each task inside ``stoppable.guard``::
   the call. It is Celery's (this module's subclass) and a ``stoppable.Stopped``, not a
   socket error or a timeout, so a client lets it through as it lets prefork's through:
   redis-py, which makes its own ``TimeoutError`` of a socket timeout and retries it,
-  drops the connection and re-raises it; urllib3 and requests do not retry it. The
+  drops the connection and re-raises it; urllib3's retries (socket, TLS and HTTP
+  errors only) do not retry it. The
   task's ``except SoftTimeLimitExceeded:`` block runs and may clean up, blocking calls
   included (the call that raised it is dead: its connection is shut down), until the
   hard limit, which still ends it. Not caught, it ends the task (``FAILURE``); what the
