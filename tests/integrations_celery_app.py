@@ -8,7 +8,8 @@ queue), ``TASKS_STOPPABLE`` (``1``: ``stoppable.integrations.celery.install(app)
 Tasks record in Redis when they start (``started``) and finish (``finished:<id>``, a
 counter: more than 1 would be a task run twice to completion); a ``task_postrun``
 receiver records how each run ended (``ended``: ``id|state|exception|first cause|time``,
-the first cause being what the task's own code saw), outside the task's guard.
+the first cause being what the task's own code saw), outside the task's guard, and a
+``task_revoked`` receiver which tasks Celery announced revoked (``revoked``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def record_end(
     )
 
 
+@signals.task_revoked.connect  # type: ignore[untyped-decorator]
+def record_revoked(request: Any, terminated: bool, signum: Any, **kwargs: Any) -> None:
+    """Record that Celery announced a task revoked (``revoked``: ``id|terminated|signum``)."""
+    args = getattr(request, "args", None) or ()
+    _records.rpush(key("revoked"), f"{args[0] if args else request.id}|{terminated}|{signum}")
+
+
 def _block(how: str, port: int) -> None:
     """Block in one of the ways the tests cover, for LONG unless stopped."""
     # Deliberately unbounded: the integration's guard is what must end each of these.
@@ -78,6 +86,11 @@ def _block(how: str, port: int) -> None:
         time.sleep(LONG)
     elif how == "redis":  # a third-party client: a blocking pop on an empty list
         redis.Redis.from_url(URL).blpop([key("never-filled")], timeout=0)
+    elif how == "wrapping":  # a client that makes its own error of every other one
+        try:
+            _block("recv", port)
+        except Exception as err:
+            raise RuntimeError("the client failed") from err
     else:
         raise ValueError(how)
 
@@ -105,12 +118,32 @@ def soft_limited(task_id: str, how: str, port: int) -> None:
 def soft_cleanup(task_id: str, how: str, port: int) -> str:
     """Catches its soft time limit where it blocks, and cleans up (blocking) before 30 s."""
     _records.rpush(key("started"), task_id)
+    client = redis.Redis.from_url(URL)
     try:
-        _block(how, port)
+        if how == "redis":  # the client the clean-up uses is the one interrupted
+            client.blpop([key("never-filled")], timeout=0)
+        else:
+            _block(how, port)
     except SoftTimeLimitExceeded:
         time.sleep(0.2)  # a clean-up that waits: not refused after the soft limit
-        _records.rpush(key("cleaned"), task_id)
+        client.rpush(key("cleaned"), task_id)
         return "cleaned"
+    finally:
+        client.close()
+    return "finished"
+
+
+@app.task(bind=True, soft_time_limit=0.5, time_limit=30, max_retries=1)  # type: ignore[untyped-decorator]
+def soft_retry(self: Any, task_id: str, how: str, port: int) -> str:
+    """Retries when its soft time limit passes, as Celery's documentation shows."""
+    _records.rpush(key("started"), task_id)
+    if self.request.retries:
+        _records.incr(key(f"finished:{task_id}"))
+        return "retried"
+    try:
+        _block(how, port)
+    except SoftTimeLimitExceeded as exc:
+        raise self.retry(exc=exc, countdown=0) from exc
     return "finished"
 
 

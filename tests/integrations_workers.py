@@ -124,6 +124,15 @@ class Records:
         )
         assert len(self.ended()) >= count, f"the worker exited; its log:\n{worker.log()}"
 
+    def wait_revoked(self, count: int, worker: WorkerProcess) -> list[str]:
+        """What the app recorded of Celery's ``task_revoked`` signals, once ``count`` are in."""
+        revoked = self.key("revoked")
+        wait_until(
+            lambda: self.client.llen(revoked) >= count or _exited(worker),
+            what=f"{count} tasks announced revoked",
+        )
+        return [str(entry) for entry in self.client.lrange(revoked, 0, -1)]
+
     def wait_finished(self, task_ids: list[str], worker: WorkerProcess) -> None:
         wait_until(
             lambda: all(self.finished(t) for t in task_ids) or _exited(worker),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import celery
 import pytest
@@ -22,7 +23,7 @@ from stoppable.integrations import celery as integration
 from .integrations_workers import Records, WorkerProcess
 from .net_servers import LoopbackServer, silent
 from .redis_server import RedisServer
-from .support import WAKE_BOUND, wait_until
+from .support import LONG, WAKE_BOUND, wait_until
 
 HOWS = ["recv", "queue", "sleep", "redis"]
 
@@ -48,11 +49,12 @@ class App:
         self.client = celery.Celery("client", broker=self.url, backend=self.url)
         self.workers: list[WorkerProcess] = []
 
-    def send(self, task: str, task_id: str, how: str, port: int) -> AsyncResult:
+    def send(self, task: str, task_id: str, how: str, port: int, **options: Any) -> AsyncResult:
         return self.client.send_task(
             f"tests.integrations_celery_app.{task}",
             args=(task_id, how, port),
             queue=self.namespace,
+            **options,
         )
 
     def worker(self, pool: str = "threads", concurrency: int = 4) -> WorkerProcess:
@@ -149,18 +151,25 @@ def test_soft_and_global_time_limits(
     app = make_app(TASKS_TIME_LIMIT="0.5")  # the app's task_time_limit
     worker = app.worker()
     soft = app.send("soft_limited", "soft", "recv", silent_server.port)  # its own limits
+    # A client that makes its own error of every other one (an `except Exception:`): the
+    # task ends with that error, as with prefork's soft limit.
+    wrapped = app.send("soft_limited", "wrapped", "wrapping", silent_server.port)
     app.send("blocked", "global", "sleep", silent_server.port)  # none of its own
-    app.records.wait_started(2, worker)
+    app.records.wait_started(3, worker)
     seen = time.time()  # the worker records wall-clock times
-    app.records.wait_ended(2, worker)
-    _, state, exc_name, first, at = ended(app)["soft"]
-    assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
-    assert (state, exc_name, first) == (
-        "FAILURE",
-        "stoppable.integrations.celery.SoftTimeLimitExceeded",
-        "SoftTimeLimitExceeded",  # what the task's code saw, at its blocked recv
-    )
-    assert app.state(soft) == "FAILURE"
+    app.records.wait_ended(3, worker)
+    for name, result, error in [
+        ("soft", soft, "stoppable.integrations.celery.SoftTimeLimitExceeded"),
+        ("wrapped", wrapped, "builtins.RuntimeError"),  # what the client made of it
+    ]:
+        _, state, exc_name, first, at = ended(app)[name]
+        assert float(at) - seen < 0.5 + WAKE_BOUND  # not the 30 s hard limit
+        assert (state, exc_name, first) == (
+            "FAILURE",
+            error,
+            "SoftTimeLimitExceeded",  # what was raised in the task's blocked recv
+        )
+        assert app.state(result) == "FAILURE"
     assert "soft time limit (0.5 s) exceeded" in worker.log()
     assert ended(app)["global"][2] == "billiard.exceptions.TimeLimitExceeded"
 
@@ -171,7 +180,9 @@ def test_a_task_catches_its_soft_time_limit_where_it_blocks_and_cleans_up(
 ) -> None:
     app = make_app()
     worker = app.worker(pool)
-    hows = ["recv", "queue", "sleep"]  # the calls that let the error through unchanged
+    # redis-py makes its own TimeoutError of a socket timeout (and retries it): the
+    # soft limit must reach the task's handler through it, as prefork's does.
+    hows = HOWS
     results = {how: app.send("soft_cleanup", how, how, silent_server.port) for how in hows}
     hard = app.send("soft_then_hard", "hard", "sleep", silent_server.port)
     app.records.wait_ended(len(hows) + 1, worker)
@@ -187,6 +198,20 @@ def test_a_task_catches_its_soft_time_limit_where_it_blocks_and_cleans_up(
     _, state, exc_name, _first, _at = records["hard"]
     assert (state, exc_name) == ("FAILURE", "billiard.exceptions.TimeLimitExceeded")
     assert app.state(hard) == "FAILURE"
+    assert "soft time limit (0.5 s) exceeded" in worker.log()
+
+
+def test_a_task_may_retry_or_raise_its_own_error_when_its_soft_limit_passes(
+    make_app: Callable[..., App], silent_server: LoopbackServer
+) -> None:
+    # What the task raises after catching it is what it ends with, as with prefork's.
+    app = make_app()
+    worker = app.worker()
+    retried = app.send("soft_retry", "retry", "redis", silent_server.port)
+    app.records.wait_ended(2, worker)
+    assert app.records.started() == ["retry", "retry"]
+    assert sorted(entry.split("|")[1] for entry in app.records.ended()) == ["RETRY", "SUCCESS"]
+    assert retried.get(timeout=LONG) == "retried"
     assert "soft time limit (0.5 s) exceeded" in worker.log()
 
 
@@ -206,12 +231,66 @@ def test_revoke_terminate_stops_the_running_task_at_once(
     (only,) = ended(app).values()
     assert only[:4] == ["recv", "IGNORED", "stoppable.integrations.celery.Revoked", "Stopped"]
     wait_until(lambda: app.state(results["recv"]) == "REVOKED", what="REVOKED")
+    # As for a terminated prefork process: task_revoked(terminated=True, signum=SIGTERM).
+    assert app.records.wait_revoked(1, worker) == ["recv|True|15"]
     assert "revoked (terminate=True)" in worker.log()
     if pool == "threads":
         # The others run on; a revoke without terminate leaves a running task alone.
         app.client.control.revoke(results["sleep"].id)
         time.sleep(0.5)  # nothing to wait for: checking that nothing happens
         assert len(app.records.ended()) == 1
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_revoke_by_stamped_headers_terminate_stops_the_matching_running_tasks(
+    make_app: Callable[..., App], silent_server: LoopbackServer, pool: str
+) -> None:
+    app = make_app()
+    worker = app.worker(pool)
+
+    def stamped(how: str, batch: object) -> AsyncResult:
+        return app.send(
+            "blocked", how, how, silent_server.port, stamped_headers=["batch"], batch=batch
+        )
+
+    if pool == "threads":
+        results = {
+            "recv": stamped("recv", "b1"),
+            "redis": stamped("redis", ["b0", "b1"]),  # one of its values matches
+            "queue": stamped("queue", "b2"),
+            "sleep": app.send("blocked", "sleep", "sleep", silent_server.port),  # no stamps
+        }
+        matching = ["recv", "redis"]
+    else:  # one task at a time
+        results = {"recv": stamped("recv", "b1")}
+        matching = ["recv"]
+    app.records.wait_started(len(results), worker)
+    revoked_at = time.monotonic()
+    app.client.control.revoke_by_stamped_headers({"batch": "b1"}, terminate=True)
+    app.records.wait_ended(len(matching), worker)
+    assert time.monotonic() - revoked_at < WAKE_BOUND
+    records = ended(app)
+    assert sorted(records) == matching
+    for how in matching:
+        assert records[how][:4] == [
+            how,
+            "IGNORED",
+            "stoppable.integrations.celery.Revoked",
+            "Stopped",
+        ]
+        assert app.records.finished(how) == 0
+    wait_until(
+        lambda: all(app.state(results[how]) == "REVOKED" for how in matching), what="REVOKED"
+    )
+    revoked = app.records.wait_revoked(len(matching), worker)
+    assert sorted(revoked) == [f"{how}|True|15" for how in matching]
+    assert "revoked (terminate=True)" in worker.log()
+    if pool == "threads":
+        # Headers that match no running task, and a revoke without terminate, stop nothing.
+        app.client.control.revoke_by_stamped_headers({"batch": "b9"}, terminate=True)
+        app.client.control.revoke_by_stamped_headers({"batch": "b2"})
+        time.sleep(0.5)  # nothing to wait for: checking that nothing happens
+        assert len(app.records.ended()) == len(matching)
 
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])
@@ -255,12 +334,20 @@ def test_install_refuses_what_is_not_an_app() -> None:
         integration.install(celery.Celery("x"), stop_on_shutdown="yes")  # type: ignore[arg-type]
 
 
-def test_soft_time_limit_exceeded_is_celerys_and_a_deadline() -> None:
+def test_soft_time_limit_exceeded_is_celerys_and_no_timeout_a_client_would_rewrite() -> None:
+    import pickle
+    import socket
+
     from celery.exceptions import SoftTimeLimitExceeded
 
     import stoppable
 
     error = integration.SoftTimeLimitExceeded("soft", timeout=1.0)
     assert isinstance(error, SoftTimeLimitExceeded)
-    assert isinstance(error, stoppable.DeadlineExceeded)
+    assert isinstance(error, Exception)  # the task's `except Exception:` sees it too
+    assert isinstance(error, stoppable.Stopped)
+    assert not isinstance(error, OSError)  # no client's `except socket.timeout:` takes it
+    assert not isinstance(error, socket.timeout)
     assert error.timeout == 1.0
+    again = pickle.loads(pickle.dumps(error))  # results backends and billiard pickle it
+    assert (type(again), again.args, again.timeout) == (type(error), ("soft",), 1.0)

@@ -195,8 +195,11 @@ class soft:  # a context manager used like a function, as guard is
     For a limit the code inside may catch and act on (Celery's soft time limit): inside
     the block, the first blocking operation the deadline ends raises ``error(message)``
     (a ``DeadlineExceeded``, made at that moment) instead of the guard's
-    ``DeadlineExceeded``; from then on the block runs under the limits around it (an
-    enclosing guard, usually with a later, hard deadline, or none), so it can clean up.
+    ``DeadlineExceeded``, or what ``error`` raises itself (an exception that must not
+    look like a timeout to a client, as Celery's integration raises; a ``Stopped``
+    subclass, so the guard's clean-ups still run); from then on the block runs under
+    the limits around it (an enclosing guard, usually with a later, hard deadline, or
+    none), so it can clean up.
     Its exit raises nothing of its own: what leaves the block leaves it unchanged.
     ``stoppable`` calls, and scopes entered inside, see its deadline as a plain one.
     """

@@ -20,29 +20,42 @@ three, by running each task inside ``stoppable.guard``::
   ``acks_on_failure_or_timeout``).
 - ``soft_time_limit`` (same sources), when it comes before the hard one: the blocking
   call the task is in at the soft limit (or its next one) raises
-  ``SoftTimeLimitExceeded`` (this module's, a subclass of Celery's and of
-  ``stoppable.DeadlineExceeded``, so a client sees its own timeout) once, as the
-  prefork pool's soft limit does; the task's ``except SoftTimeLimitExceeded`` block
-  runs and may clean up, blocking calls included, until the hard limit, which still
-  ends it. Not caught, it ends the task (``FAILURE``); if a client turned it into its
-  own error (redis-py's ``TimeoutError``), the task ends with ``SoftTimeLimitExceeded``
-  chained from that. Unlike prefork's, a task running pure Python (no blocking call)
-  sees it only at its next blocking call.
-- ``revoke(task_id, terminate=True)``: the task's blocking call is stopped at once, the
-  task is marked ``REVOKED`` and its message acked, as Celery does with a terminated
-  process. (The ``solo`` pool reads control messages only between tasks, in the main
-  thread the task holds: a helper thread reads the revoke broadcasts on a queue of its
-  own meanwhile.)
+  ``SoftTimeLimitExceeded`` once, as prefork's signal handler does in the middle of
+  the call. It is Celery's (this module's subclass) and a ``stoppable.Stopped``, not a
+  socket error or a timeout, so a client lets it through as it lets prefork's through:
+  redis-py, which makes its own ``TimeoutError`` of a socket timeout and retries it,
+  drops the connection and re-raises it; urllib3's retries (socket, TLS and HTTP
+  errors only) do not retry it. The
+  task's ``except SoftTimeLimitExceeded:`` block runs and may clean up, blocking calls
+  included (the call that raised it is dead: its connection is shut down), until the
+  hard limit, which still ends it. Not caught, it ends the task (``FAILURE``); what the
+  task raises instead (``self.retry()``'s ``Retry``, an error of its own) is what it
+  ends with. A client that catches every ``Exception`` and raises its own error hides
+  it from the task, as it would prefork's (the task ends with that error, the soft
+  limit's as its cause), and one that retries on any ``Exception`` runs on until the
+  hard limit. Unlike prefork's, a task running pure Python sees it only at its next
+  blocking call, and ``stoppable``'s own calls in the task (``stoppable.checkpoint()``,
+  ``stoppable.queues``...) see the soft limit as a plain deadline (their family's
+  ``DeadlineExceeded``), each one from then on, at once: a loop that retries them on
+  their timeout spins until the hard limit.
+- ``revoke(task_id, terminate=True)``, ``terminate(task_id)`` and
+  ``revoke_by_stamped_headers(headers, terminate=True)``: each running task Celery
+  would terminate (for the stamped form, those with a stamp among the given values, as
+  Celery matches them) has its blocking call stopped at once, and Celery marks it
+  ``REVOKED``, acks its message and sends ``task_revoked(terminated=True)``, as for a
+  terminated prefork process. The task ends with ``Revoked`` (an ``Ignore``), chained
+  from what it saw (``Stopped``, in its blocked call). The ``solo`` pool reads control
+  messages only between tasks, in the main thread the task holds: a helper thread
+  reads these broadcasts on a queue of its own meanwhile, and the task does what
+  Celery would have done as it ends. The ``signal`` argument has no process to go to:
+  any signal stops the task the same way.
 - ``install(app, stop_on_shutdown=True)``: a warm shutdown stops running ``acks_late``
   tasks at once and requeues their messages (they run again on the next worker)
   instead of waiting for them; other tasks finish, as Celery's warm shutdown lets them.
 
 Other pools (prefork, eventlet, gevent) keep Celery's own handling: nothing changes.
 Limits: computation in pure Python is not interrupted (no blocking call to end); C
-extensions doing their own I/O are not reached (see ``stoppable.guard``);
-``stoppable``'s own calls in the task see the soft limit as a plain deadline
-(``DeadlineExceeded``); ``revoke_by_stamped_headers(terminate=True)`` marks the task
-revoked as Celery does but does not stop it.
+extensions doing their own I/O are not reached (see ``stoppable.guard``).
 """
 
 from __future__ import annotations
@@ -52,7 +65,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import celery
 from celery import bootsteps, signals
@@ -61,10 +74,11 @@ from celery.concurrency import thread as thread_pool
 from celery.exceptions import Ignore, Reject, TimeLimitExceeded
 from celery.exceptions import SoftTimeLimitExceeded as CelerySoftTimeLimitExceeded
 from celery.utils.functional import maybe_list
-from celery.worker import control
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from .. import _guard, guard
-from .._errors import DeadlineExceeded
+from .._errors import Stopped
 from .._stop import StopEvent
 
 __all__ = ["Revoked", "ShutdownRequeued", "SoftTimeLimitExceeded", "install"]
@@ -74,17 +88,24 @@ _log = logging.getLogger("stoppable.integrations.celery")
 REVOKED_REASON = "revoked (terminate=True)"
 SOLO_CHECK = 0.2  # how often the solo pool's helper looks for a shutdown signal
 SHUTDOWN_REASON = "worker shutdown"
+# The control commands that can terminate a running task.
+_TERMINATING = frozenset({"revoke", "terminate", "revoke_by_stamped_headers"})
 
 
-class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, DeadlineExceeded):  # type: ignore[misc]
-    """The task's soft time limit passed.
+class SoftTimeLimitExceeded(CelerySoftTimeLimitExceeded, Stopped):  # type: ignore[misc]
+    """The task's soft time limit passed: raised in the blocking call the task was in.
 
-    Both Celery's ``SoftTimeLimitExceeded`` and a ``stoppable.DeadlineExceeded``, chained
-    from what the guard raised in the task.
+    Celery's ``SoftTimeLimitExceeded`` (an ``Exception``, so the task's handlers for it
+    or for ``Exception`` catch it) and a ``stoppable.Stopped``, never a socket error or
+    a timeout: a client that rewrites those (redis-py's ``TimeoutError``, urllib3's
+    ``ReadTimeoutError``) or retries them lets it through unchanged, as it does the
+    exception prefork's signal handler raises in the middle of its read.
+    ``timeout`` is the soft limit, in seconds.
     """
 
-    def __init__(self, message: str, *, timeout: float | None = None) -> None:
-        DeadlineExceeded.__init__(self, message, timeout=timeout)
+    def __init__(self, message: str = "", *, timeout: float | None = None) -> None:
+        Stopped.__init__(self, message)
+        self.timeout = timeout
 
 
 class Revoked(Ignore):  # type: ignore[misc]
@@ -105,16 +126,31 @@ class ShutdownRequeued(Reject):  # type: ignore[misc]
 class _Run:
     """One task being run by a worker thread: its limits and its stop."""
 
-    __slots__ = ("hard", "soft", "soft_fired", "started", "stop", "task_id", "task_name")
+    __slots__ = (
+        "hard",
+        "soft",
+        "stamps",
+        "started",
+        "stop",
+        "task_id",
+        "task_name",
+    )
 
-    def __init__(self, task_id: str, task_name: str, hard: float | None, soft: float | None):
+    def __init__(
+        self,
+        task_id: str,
+        task_name: str,
+        hard: float | None,
+        soft: float | None,
+        stamps: dict[str, Any],
+    ):
         self.task_id = task_id
         self.task_name = task_name
+        self.stamps = stamps  # the message's stamped headers, as Celery's Request reads them
         self.started = time.monotonic()
         self.hard = hard
         self.soft = soft
         self.stop = StopEvent()
-        self.soft_fired = False  # the soft limit ended a blocking call of the task
 
     def passed(self, limit: float | None) -> bool:
         return limit is not None and time.monotonic() - self.started >= limit
@@ -126,24 +162,33 @@ class _Worker:
     def __init__(self, stop_on_shutdown: bool) -> None:
         self.stop_on_shutdown = stop_on_shutdown
         self.enabled = False  # a threads or solo pool runs the tasks
+        self.pool: Any = None
+        self.solo = False
         self.time_limit: float | None = None
         self.soft_time_limit: float | None = None
         self.lock = threading.Lock()
         self.running: dict[str, tuple[_Run, bool]] = {}  # task id -> (run, acks_late)
-        self.terminate_requested: set[str] = set()
+        # Task id -> the signal its terminate named (for the solo pool's announcement).
+        self.terminate_requested: dict[str, Any] = {}
         self.shutting_down = False
         self.closing = threading.Event()  # the worker is stopping: end helper threads
         # Set by the shutdown signal's handler: a plain store, safe in a handler.
         self.shutdown_signalled = False
 
-    def stop_terminated(self) -> None:
-        """Stop every running task whose revoke asked to terminate it."""
+    def terminate(self, task_ids: Any, signal: Any = None) -> None:
+        """Stop these tasks, running or when they start: a revoke terminates them."""
         with self.lock:
-            runs = [
-                run for tid, (run, _) in self.running.items() if tid in self.terminate_requested
-            ]
+            for task_id in task_ids:
+                self.terminate_requested.setdefault(task_id, signal)
+            runs = [self.running[tid][0] for tid in task_ids if tid in self.running]
         for run in runs:
             run.stop.set(REVOKED_REASON)
+
+    def running_stamped(self, headers: Any) -> list[str]:
+        """The running tasks ``revoke_by_stamped_headers(headers)`` matches."""
+        with self.lock:
+            runs = [run for run, _ in self.running.values()]
+        return [run.task_id for run in runs if _stamps_match(run.stamps, headers)]
 
     def stop_for_shutdown(self) -> None:
         """Stop every running ``acks_late`` task (its message can be requeued)."""
@@ -161,9 +206,34 @@ def _limit(*values: object) -> float | None:
     return None
 
 
-def _soft_limit_error(run: _Run, message: str) -> SoftTimeLimitExceeded:
-    """What the blocked call raises at the soft limit (made and logged as it fires)."""
-    run.soft_fired = True
+def _stamps_match(stamps: dict[str, Any], headers: Any) -> bool:
+    """Whether a task's stamps match ``revoke_by_stamped_headers``'s, as Celery matches them.
+
+    ``headers``: ``{name: value or values}``, or the command line's ``["name=value"]``;
+    a task matches when, for one name, one of its values is one of the given values.
+    """
+    if isinstance(headers, (list, tuple)):
+        headers = dict(str(item).split("=", 1) for item in headers if "=" in str(item))
+    if not isinstance(headers, dict):
+        return False
+    for name, expected in headers.items():
+        actual = stamps.get(name)
+        if actual is None:
+            continue
+        try:
+            if set(maybe_list(actual)) & set(maybe_list(expected)):
+                return True
+        except TypeError:  # an unhashable stamp, which Celery cannot match either
+            continue
+    return False
+
+
+def _soft_limit_error(run: _Run, message: str) -> NoReturn:
+    """Raise, in the blocked call, what the soft limit raises there (logged as it fires).
+
+    Raised here rather than returned to the guard: it is not the ``DeadlineExceeded``
+    the soft guard's deadline would raise (see ``SoftTimeLimitExceeded``).
+    """
     _log.warning(
         "task %s[%s]: soft time limit (%g s) exceeded (%s)",
         run.task_name,
@@ -171,7 +241,7 @@ def _soft_limit_error(run: _Run, message: str) -> SoftTimeLimitExceeded:
         run.soft,
         message,
     )
-    return SoftTimeLimitExceeded(
+    raise SoftTimeLimitExceeded(
         f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
         timeout=run.soft,
     )
@@ -188,17 +258,10 @@ def _translate(run: _Run, err: BaseException) -> BaseException | None:
     elif run.passed(run.hard):
         reason = f"hard time limit ({run.hard:g} s) exceeded"
         replacement = TimeLimitExceeded(run.hard)
-    elif run.soft_fired:
-        if isinstance(err, CelerySoftTimeLimitExceeded):
-            return None  # raised where the task blocked, and not handled: as it is
-        # What a client made of it (redis-py's TimeoutError...): Celery's error, as a
-        # soft limit raised elsewhere would have ended the task.
-        replacement = SoftTimeLimitExceeded(
-            f"task {run.task_name}[{run.task_id}]: soft time limit ({run.soft:g} s) exceeded",
-            timeout=run.soft,
-        )
-        return replacement
     else:
+        # Past the soft limit too: what the task raised (the soft limit's error, or what
+        # its handler or a client made of it, self.retry()'s Retry...) is what it ends
+        # with, as with prefork's.
         return None
     _log.warning("task %s[%s] stopped: %s", run.task_name, run.task_id, reason)
     replacement.__cause__ = err
@@ -222,11 +285,13 @@ def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
         ):
             return run_task(*args, **kwargs)
         hard_default, soft_default = request.timelimit or (None, None)
+        stamps = request.stamps or {}
         run = _Run(
             request.id,
             task.name,
             _limit(hard_default, task.time_limit, state.time_limit),
             _limit(soft_default, task.soft_time_limit, state.soft_time_limit),
+            {name: stamps.get(name) for name in request.stamped_headers or ()},
         )
         acks_late = bool(task.acks_late)
         with state.lock:
@@ -250,12 +315,14 @@ def _guarded_run(task: celery.Task, state: _Worker) -> Callable[..., Any]:
             replacement = _translate(run, err)
             if replacement is None:
                 raise
+            if isinstance(replacement, Revoked) and state.solo:
+                _announce_terminated(state, run)
             raise replacement from err
         finally:
             _inside.task = False
             with state.lock:
                 state.running.pop(run.task_id, None)
-                state.terminate_requested.discard(run.task_id)
+                state.terminate_requested.pop(run.task_id, None)
 
     run_guarded.__stoppable_guarded__ = True  # type: ignore[attr-defined]
     return run_guarded
@@ -269,50 +336,71 @@ def _guard_tasks(app: celery.Celery, state: _Worker) -> None:
         task.run = _guarded_run(task, state)
 
 
+def _announce_terminated(state: _Worker, run: _Run) -> None:
+    """For the solo pool: what Celery does for a terminated task, which it cannot do here.
+
+    Celery's revoke commands terminate a running task through ``Request.terminate``,
+    which marks it ``REVOKED``, acks its message and sends ``task_revoked``; the solo
+    pool reads those commands only once the task has ended, when there is no running
+    request left to terminate. The task's own thread does it instead, as it ends.
+    """
+    request = worker_state.requests.get(run.task_id)
+    if request is None:
+        return
+    with state.lock:
+        signal = state.terminate_requested.get(run.task_id)
+    try:
+        request.terminate(state.pool, signal=signal)
+    except Exception:
+        _log.exception("task %s[%s]: could not mark it revoked", run.task_name, run.task_id)
+
+
 def _noop_terminate_job(pid: object, signal: object = None) -> None:
-    # The threads and solo pools have no process to signal: the revoke wrapper has
-    # already stopped the task through its guard.
-    _workers_terminate()
+    # The threads and solo pools have no process to signal: Request.terminate, patched
+    # below, stops the task through its guard instead.
+    return None
 
 
 _installed: list[_Worker] = []
+_patch_lock = threading.Lock()
+_patched = False
 
 
-def _workers_terminate() -> None:
-    for state in _installed:
-        state.stop_terminated()
+def _patch_celery() -> None:
+    """Make ``Request.terminate`` stop the task's guard on the pools install() runs.
 
-
-_revoke_lock = threading.Lock()
-_revoke_wrapped = False
-
-
-def _wrap_revoke() -> None:
-    """Make the ``revoke`` control command note which tasks it is to terminate."""
-    global _revoke_wrapped
-    with _revoke_lock:
-        if _revoke_wrapped:
+    Every way Celery terminates a running task (``revoke``, ``terminate``,
+    ``revoke_by_stamped_headers``, with ``terminate=True``) ends in ``terminate(pool,
+    signal)`` of each request it matched, which signals the pool process (prefork) and
+    marks the task ``REVOKED``: on a threads or solo pool set up here, it stops the
+    task's guard instead (a task accepted but not yet in its guard is stopped as it
+    enters it), then goes on as Celery does.
+    """
+    global _patched
+    with _patch_lock:
+        if _patched:
             return
-        original = control.Panel.data["revoke"]
+        original = Request.terminate
 
         @functools.wraps(original)
-        def revoke(
-            state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any
-        ) -> Any:
-            if terminate:
-                ids = set(maybe_list(task_id) or [])
-                for worker in _installed:
-                    if worker.enabled:
-                        with worker.lock:
-                            worker.terminate_requested |= ids
-            return original(state, task_id, terminate, signal, **kwargs)
+        def terminate(self: Request, pool: Any, signal: Any = None) -> Any:
+            # A request not accepted yet is terminated again when it is (Celery keeps
+            # it for then): noted only then, none is kept for a task that never runs.
+            ours = [s for s in _installed if s.enabled and s.pool is pool and self.time_start]
+            try:
+                return original(self, pool, signal)
+            finally:
+                # Stopped once Celery has marked it REVOKED and acked it, as a signalled
+                # process ends after that too: the task's end has nothing left to do.
+                for state in ours:
+                    state.terminate([self.id], signal)
 
-        control.Panel.data["revoke"] = revoke
-        # Celery's Request.terminate() ends with the pool result's terminate(); the
-        # threads pool's has none.
+        Request.terminate = terminate
+        # Request.terminate ends with the pool result's terminate(); the threads
+        # pool's has none.
         if not hasattr(thread_pool.ApplyResult, "terminate"):
             thread_pool.ApplyResult.terminate = lambda self, signal=None: None
-        _revoke_wrapped = True
+        _patched = True
 
 
 def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> None:
@@ -321,9 +409,10 @@ def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> No
     The solo pool runs each task in the worker's main thread, which reads control
     messages only between tasks. This thread reads the same broadcasts on a queue of
     its own (bound to the same fanout exchange) and stops the running task at once on a
-    ``revoke(terminate=True)``; Celery's own handling of the message follows when the
-    task has ended (it marks the task ``REVOKED``). It also carries out a shutdown
-    signal's stop, which the signal handler (in the main thread) only notes.
+    ``revoke``, ``terminate`` or ``revoke_by_stamped_headers`` that terminates it (the
+    task then marks itself ``REVOKED`` as it ends, as Celery would have); Celery's own
+    handling of the message follows when the task has ended. It also carries out a
+    shutdown signal's stop, which the signal handler (in the main thread) only notes.
     """
     try:
         with app.connection_for_read() as connection:
@@ -334,16 +423,19 @@ def _listen_for_revokes(app: celery.Celery, hostname: str, state: _Worker) -> No
             def on_message(body: dict[str, Any], message: Any) -> None:
                 destination = body.get("destination")
                 arguments = body.get("arguments") or {}
+                method = body.get("method")
                 if (
-                    body.get("method") != "revoke"
-                    or not arguments.get("terminate")
+                    method not in _TERMINATING
+                    or not (method == "terminate" or arguments.get("terminate"))
                     or (destination and hostname not in destination)
                     or (not destination and body.get("pattern"))  # not ours to match
                 ):
                     return
-                with state.lock:
-                    state.terminate_requested |= set(maybe_list(arguments.get("task_id")) or [])
-                state.stop_terminated()
+                if method == "revoke_by_stamped_headers":
+                    task_ids = state.running_stamped(arguments.get("headers"))
+                else:
+                    task_ids = list(maybe_list(arguments.get("task_id")) or [])
+                state.terminate(task_ids, arguments.get("signal"))
 
             node.listen(callback=on_message)
             while not state.closing.is_set():
@@ -371,7 +463,9 @@ def _make_step(state: _Worker) -> type[bootsteps.StartStopStep]:
             state.soft_time_limit = _limit(worker.soft_time_limit)
             _guard_tasks(worker.app, state)
             pool.terminate_job = _noop_terminate_job
-            _wrap_revoke()
+            _patch_celery()
+            state.pool = pool
+            state.solo = isinstance(pool, solo_pool.TaskPool)
             state.enabled = True
             if isinstance(pool, solo_pool.TaskPool):
                 threading.Thread(
