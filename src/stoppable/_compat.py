@@ -41,6 +41,16 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
                                                                     ``urlopen(timeout=)``
 =====================================  ===========================  =====================
 
+The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
+the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
+other use goes through the functions here. urllib3's parts are checked by
+``check_urllib3()``, which the HTTP family calls when it is imported (urllib3 is not
+loaded before). An overridden hook that urllib3 no longer calls would silently leave
+requests unbounded, so there the only correct fallback is to refuse to load.
+
+The tests check each flag is true on every supported Python, and force each
+fallback to prove it correct.
+
 The guard's, the fork hook's and the pools' (each in a section of its own below):
 
 =====================================  ===========================  =====================
@@ -70,16 +80,6 @@ left out of ``select()``
 
 ``sys._getframe`` (the guard's ``called_from_stoppable``, the fork hook) is not
 listed: it is documented, in every CPython, and the frames it gives are public.
-
-The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
-the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
-other use goes through the functions here. urllib3's parts are checked by
-``check_urllib3()``, which the HTTP family calls when it is imported (urllib3 is not
-loaded before). An overridden hook that urllib3 no longer calls would silently leave
-requests unbounded, so there the only correct fallback is to refuse to load.
-
-The tests check each flag is true on every supported Python, and force each
-fallback to prove it correct.
 """
 
 from __future__ import annotations
@@ -406,6 +406,7 @@ __all__ += [  # a list of this section's own, to merge easily
     "SUBPROCESS_EXECUTE_CHILD",
     "THREAD_SHUTDOWN_HOOK",
     "at_thread_shutdown",
+    "bare_accept",
     "forked_process",
     "forked_to_exec",
     "imap_chunks",
@@ -414,7 +415,6 @@ __all__ += [  # a list of this section's own, to merge easily
     "selector_poller",
     "selector_watches",
     "sendfile_by_send",
-    "socket_accept",
 ]
 
 
@@ -427,7 +427,7 @@ def _probe_accept_hook() -> None:
     class Recording(socket.socket):
         def _accept(self) -> Any:
             calls.append(self)
-            return socket_accept(self)
+            return bare_accept(self)
 
     with Recording(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -445,7 +445,7 @@ def _probe_accept_hook() -> None:
                 assert conn.recv(1) == b"x"
 
 
-def socket_accept(sock: Any) -> tuple[int, Any]:
+def bare_accept(sock: Any) -> tuple[int, Any]:
     """Accept one connection on ``sock`` (a socket or a bare shadow): ``(fd, address)``.
 
     What ``socket.socket.accept`` wraps into a socket object. Only where

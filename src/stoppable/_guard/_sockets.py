@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _compat, _netio, _resolve
-from .._compat import sendfile_by_send, socket_accept
+from .._compat import bare_accept, sendfile_by_send
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import Limits, _current_scope
 from .._netio import DONTWAIT, POLLIN, POLLOUT, RetryLater
@@ -508,10 +508,10 @@ def connect_ex(self: socket.socket, address: Any) -> Any:
 def _accept(self: socket.socket) -> Any:
     record = active.get()
     if record is None and not (_switched and id(self) in _switched):
-        return socket_accept(self)
+        return bare_accept(self)
 
     def op(t: Any, x: int) -> Any:
-        return socket_accept(_raw(t))
+        return bare_accept(_raw(t))
 
     if record is None:
         return _unguarded(self, op, POLLIN, "accept", flags_ok=False)
