@@ -17,6 +17,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from multiprocessing.context import ForkProcess
 from types import SimpleNamespace
 from typing import Any
 
@@ -608,7 +609,7 @@ class _Holder:
         os._exit(0 if self.stop.wait(LONG) and self.stop.reason == "held" else 1)
 
 
-class _StartedProcess(multiprocessing.Process):
+class _StartedProcess(ForkProcess):
     """A process class whose own ``start()`` calls the standard one."""
 
     def start(self) -> None:
@@ -631,8 +632,6 @@ def test_fork_launch_fallback_shares_the_events_of_a_forked_process(
         process: Any = ctx.Process(target=target)
     else:
         process = _StartedProcess(target=target)
-        process._start_method = "fork"
-        process._Popen = ctx.Process._Popen
     assert _compat.forked_process(sys._getframe()) is None  # no Process being started
     process.start()
     assert stop._shared is not None  # shared by the fork hook, not by pickling
@@ -724,13 +723,17 @@ def test_pool_imap_fallbacks(fallback: str) -> None:
             assert expected[1] == "TimeoutError: the task's own"
             ours = futures.pool_imap(pool, _timeout_on_3, range(6), chunksize, timeout=LONG)
             assert _outcome(ours) == expected
+        # The task waits on a stop of its own, never set: only the iteration is stopped.
         stop = StopEvent()
-        results = futures.pool_imap(pool, ps.wait_in_task, [stop], 2, timeout=LONG, stop=stop)
+        results = futures.pool_imap(
+            pool, ps.wait_in_task, [StopEvent()], 2, timeout=LONG, stop=stop
+        )
         thread, outcome = start_call(lambda: next(results))
         wait_until_blocked(thread)
         stop.set("no more")
         assert outcome.done.wait(WAKE_BOUND)
         assert isinstance(outcome.error, Stopped)
+        assert outcome.error.reason == "no more"
         slow = futures.pool_imap(pool, ps.wait_in_task, [StopEvent()], 2, timeout=SHORT)
         with pytest.raises(futures.PoolDeadline):
             next(slow)

@@ -414,6 +414,9 @@ __all__ += [  # a list of this section's own, to merge easily
     "imap_ready",
     "selector_poller",
     "selector_watches",
+    "semaphore_cond",
+    "semaphore_take",
+    "semaphore_value",
     "sendfile_by_send",
 ]
 
@@ -607,6 +610,26 @@ def selector_poller(selector: selectors.BaseSelector) -> tuple[Any, int] | None:
     selector's ``select()``, which leaves it out of what it returns.
     """
     return _poller_of(selector) if SELECTOR_POLL else None
+
+
+# --- threading.Semaphore's counter (sync.acquire; checked above: SEMAPHORE_INTERNALS) ------
+
+
+def semaphore_cond(semaphore: threading.Semaphore) -> threading.Condition:
+    """The condition ``semaphore.release()`` notifies, which guards its counter."""
+    cond: threading.Condition = semaphore._cond  # type: ignore[attr-defined]
+    return cond
+
+
+def semaphore_value(semaphore: threading.Semaphore) -> int:
+    """The semaphore's counter (read under ``semaphore_cond``)."""
+    value: int = semaphore._value
+    return value
+
+
+def semaphore_take(semaphore: threading.Semaphore) -> None:
+    """Take one from the counter, as ``acquire`` does (under ``semaphore_cond``)."""
+    semaphore._value -= 1
 
 
 # --- the fork hook: who is forking (_shared) -------------------------------------------

@@ -169,7 +169,6 @@ def _polled(call: Limits, results: multiprocessing.pool.IMapIterator[Any]) -> It
 
     while True:
         value = wait_loop(call, attempt, wake=None, error=PoolDeadline)
-        call.raise_if_stopped()  # level-triggered, as in _results: a stop wins over a result
         if value is _END:
             return
         yield value
