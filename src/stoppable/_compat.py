@@ -432,10 +432,14 @@ def _probe_accept_hook() -> None:
             calls.append(self)
             return bare_accept(self)
 
-    with Recording(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
+    # An abstract Unix address where there is one (Linux): ten times cheaper than TCP.
+    family = socket.AF_UNIX if sys.platform == "linux" else socket.AF_INET
+    with Recording(family, socket.SOCK_STREAM) as listener:
+        listener.bind("" if family == socket.AF_UNIX else ("127.0.0.1", 0))
         listener.listen(1)
-        with socket.create_connection(listener.getsockname(), timeout=1.0) as client:
+        with socket.socket(family, socket.SOCK_STREAM) as client:
+            client.settimeout(1.0)
+            client.connect(listener.getsockname())
             listener.settimeout(1.0)
             conn, address = listener.accept()
             with conn:
