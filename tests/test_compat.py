@@ -8,12 +8,16 @@ correctly (only by polling).
 
 from __future__ import annotations
 
+import _socket
 import multiprocessing.pool
 import queue
+import selectors
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from multiprocessing.context import ForkProcess
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,8 +25,19 @@ import pytest
 import urllib3.connection
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, net, queues, sync
+from stoppable import (
+    DeadlineExceeded,
+    StopEvent,
+    Stopped,
+    _compat,
+    _shared,
+    futures,
+    net,
+    queues,
+    sync,
+)
 
+from . import proc_support as ps
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
 
 PROBES: dict[str, Callable[[], None]] = {
@@ -298,3 +313,428 @@ def test_urllib3_default_timeout_is_urllib3s_private_marker(
     assert _compat.urllib3_default_timeout() is marker
     monkeypatch.delattr(urllib3.util.timeout, "_DEFAULT_TIMEOUT")  # read without the name
     assert _compat.urllib3_default_timeout() is marker
+
+
+# =======================================================================================
+# The internals moved here from the guard, the fork hook, the process pool and pool_imap.
+# Kept apart from the sections above, to merge easily.
+# =======================================================================================
+
+MOVED_PROBES: dict[str, Callable[[], None]] = {
+    "SOCKET_ACCEPT_HOOK": _compat._probe_accept_hook,
+    "SENDFILE_USE_SEND": _compat._probe_sendfile_use_send,
+    "SELECTOR_MAP": _compat._probe_selector_map,
+    "SELECTOR_POLL": _compat._probe_selector_poll,
+    "FORK_LAUNCH": _compat._probe_fork_launch,
+    "SUBPROCESS_EXECUTE_CHILD": _compat._probe_execute_child,
+    "THREAD_SHUTDOWN_HOOK": _compat._probe_thread_shutdown_hook,
+    "IMAP_CHUNKS": _compat._probe_imap_chunks,
+    "IMAP_INTERNALS": _compat._probe_imap_iterator,
+}
+
+
+@pytest.mark.parametrize("flag", MOVED_PROBES)
+def test_every_moved_internal_is_as_relied_on_here(flag: str) -> None:
+    assert getattr(_compat, flag) is True
+
+
+def _break_accept_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A socket.accept() that no longer goes through self._accept(): patching the hook
+    # would then reach nothing.
+    def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+        fd, address = _socket.socket._accept(self)  # type: ignore[attr-defined]
+        return socket.socket(self.family, self.type, self.proto, fileno=fd), address
+
+    monkeypatch.setattr(socket.socket, "accept", accept)
+
+
+def _break_accept_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_compat, "_socket", SimpleNamespace(socket=object))  # no _accept
+
+
+def _break_sendfile_use_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(socket.socket, "_sendfile_use_send")
+
+
+def _break_selector_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = selectors._BaseSelectorImpl.register
+
+    def register(self: Any, fileobj: Any, events: int, data: Any = None) -> Any:
+        key = original(self, fileobj, events, data)
+        self._fd_to_key = {key.fileobj: key}  # keyed by another thing than the fd
+        return key
+
+    monkeypatch.setattr(selectors._BaseSelectorImpl, "register", register)
+
+
+def _break_selector_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = selectors._PollLikeSelector.__init__
+
+    def init(self: Any) -> None:
+        original(self)
+        self._poller = self.__dict__.pop("_selector")  # renamed
+
+    monkeypatch.setattr(selectors._PollLikeSelector, "__init__", init)
+
+
+def _break_selector_strays(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A select() that reports every ready descriptor, keyed or not.
+    def select(self: Any, timeout: float | None = None) -> Any:
+        return [(SimpleNamespace(fd=fd), event) for fd, event in self._selector.poll(0)]
+
+    for cls in _compat._POLL_SELECTORS:
+        monkeypatch.setattr(cls, "select", select)
+
+
+def _break_fork_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing.popen_fork
+
+    monkeypatch.delattr(multiprocessing.popen_fork.Popen, "_launch")
+
+
+def _break_execute_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(subprocess.Popen, "_execute_child")
+
+
+def _break_thread_shutdown_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(threading, "_register_atexit")
+
+
+def _break_imap_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    def imap(self: Any, func: Any, iterable: Any, chunksize: int = 1) -> Any:
+        return iter([])  # a plain iterator: no generator over an IMapIterator
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "imap", imap)
+
+
+def _break_imap_iterator(monkeypatch: pytest.MonkeyPatch) -> None:
+    def set_item(self: Any, i: int, obj: Any) -> None:
+        with self._cond:  # stored, but nobody waiting on the condition is told
+            self._items.append(obj)
+            self._index += 1
+
+    monkeypatch.setattr(multiprocessing.pool.IMapIterator, "_set", set_item)
+
+
+MOVED_BREAKERS: dict[str, tuple[str, Callable[[pytest.MonkeyPatch], None]]] = {
+    "accept() not calling _accept()": ("SOCKET_ACCEPT_HOOK", _break_accept_hook),
+    "_socket.socket._accept gone": ("SOCKET_ACCEPT_HOOK", _break_accept_raw),
+    "_sendfile_use_send gone": ("SENDFILE_USE_SEND", _break_sendfile_use_send),
+    "_fd_to_key keyed otherwise": ("SELECTOR_MAP", _break_selector_map),
+    "selector _selector renamed": ("SELECTOR_POLL", _break_selector_poll),
+    "selector reporting stray fds": ("SELECTOR_POLL", _break_selector_strays),
+    "Popen._launch gone": ("FORK_LAUNCH", _break_fork_launch),
+    "Popen._execute_child gone": ("SUBPROCESS_EXECUTE_CHILD", _break_execute_child),
+    "threading._register_atexit gone": ("THREAD_SHUTDOWN_HOOK", _break_thread_shutdown_hook),
+    "Pool.imap without a generator": ("IMAP_CHUNKS", _break_imap_chunks),
+    "IMapIterator._set not notifying": ("IMAP_INTERNALS", _break_imap_iterator),
+}
+
+
+@pytest.mark.parametrize("how", MOVED_BREAKERS)
+def test_the_check_notices_a_changed_moved_internal(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag, breaker = MOVED_BREAKERS[how]
+    assert _compat._check(MOVED_PROBES[flag])
+    breaker(monkeypatch)
+    assert not _compat._check(MOVED_PROBES[flag])
+
+
+def _run_fresh(script: str, *args: str) -> str:
+    """Run ``script`` in a fresh interpreter (no guard installed yet); its output."""
+    import sys
+    import textwrap
+
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=LONG,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_guard_patches_accept_through_its_hook() -> None:
+    from stoppable._guard import _sockets
+
+    assert "_accept" in {patch.name for patch in _sockets.patches()[0]}
+
+
+def test_accept_hook_fallback_leaves_accept_as_it_is() -> None:
+    # Without the hook as relied on, a guard must not replace it (a replaced hook that
+    # accept() no longer calls, or that calls a missing _socket method, would be wrong):
+    # accept() inside a guard is then the standard library's, and works as it does.
+    output = _run_fresh(
+        """
+        import socket
+        from stoppable import _compat, guard
+        _compat.SOCKET_ACCEPT_HOOK = False
+        from stoppable._guard import _sockets
+        assert "_accept" not in {patch.name for patch in _sockets.patches()[0]}
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname(), timeout=30)
+        with guard(timeout=30):
+            assert "recv" in vars(socket.socket)  # the guard's socket patches are in
+            assert "_accept" not in vars(socket.socket)  # accept is left alone
+            conn, _ = listener.accept()
+        assert conn.gettimeout() is None
+        conn.sendall(b"ok")
+        print(client.recv(2).decode())
+        """
+    )
+    assert output == "ok"
+
+
+def _in_guard(stop: StopEvent, block: Callable[[], object]) -> object:
+    with stoppable.guard(stop=stop):
+        return block()
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("fallback", ["SENDFILE_USE_SEND"], indirect=True)
+def test_sendfile_fallback(fallback: str, tmp_path: Any) -> None:
+    data = bytes(range(256)) * 80
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    a, b = socket.socketpair()
+    with a, b, path.open("rb") as file:
+        b.settimeout(LONG)
+        with stoppable.guard(timeout=LONG):
+            assert a.sendfile(file, 10, 1000) == 1000  # noqa: STP102 - in a guard
+        assert file.tell() == 1010
+        with stoppable.guard(timeout=LONG):  # then to the end of the file
+            assert a.sendfile(file, 5000) == len(data) - 5000  # noqa: STP102 - in a guard
+        assert file.tell() == len(data)
+        a.shutdown(socket.SHUT_WR)
+        assert _read_to_end(b) == data[10:1010] + data[5000:]
+
+
+@pytest.mark.parametrize("fallback", ["SENDFILE_USE_SEND"], indirect=True)
+def test_sendfile_fallback_is_stopped_and_keeps_the_file_position(
+    fallback: str, tmp_path: Any
+) -> None:
+    data = b"x" * (8 << 20)  # more than the socket's buffers: the send blocks
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    a, b = socket.socketpair()
+    with a, b, path.open("rb") as file:
+        b.settimeout(LONG)
+        send = lambda: a.sendfile(file, 3)  # noqa: E731, STP102 - in a guard
+        stop_while_blocked(lambda stop: _in_guard(stop, send))
+        # The interrupted connection is shut down; what went through is where the
+        # file's position says.
+        assert 3 < file.tell() < len(data)
+        assert len(_read_to_end(b)) == file.tell() - 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"count": 0}, ValueError),
+        ({"count": "1"}, TypeError),
+        ({"nonblocking": True}, ValueError),
+        ({"text": True}, ValueError),
+        ({"datagram": True}, ValueError),
+    ],
+)
+def test_sendfile_fallback_refuses_what_the_standard_library_refuses(
+    arguments: dict[str, Any],
+    error: type[Exception],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"abc")
+    kind = socket.SOCK_DGRAM if arguments.get("datagram") else socket.SOCK_STREAM
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    with a, b, path.open("r" if arguments.get("text") else "rb") as file:
+        a.setblocking(not arguments.get("nonblocking"))
+        count = arguments.get("count")
+        with pytest.raises(error) as standard:
+            a._sendfile_use_send(file, 0, count)  # type: ignore[attr-defined]
+        monkeypatch.setattr(_compat, "SENDFILE_USE_SEND", False)
+        with pytest.raises(error) as ours:
+            _compat.sendfile_by_send(a, file, 0, count)
+        assert str(ours.value) == str(standard.value)
+
+
+@pytest.mark.parametrize("kind", ["PollSelector", "EpollSelector"])
+@pytest.mark.parametrize("fallback", ["SELECTOR_POLL", "SELECTOR_MAP"], indirect=True)
+def test_selector_fallbacks(fallback: str, kind: str) -> None:
+    from stoppable import guard
+
+    cls = getattr(selectors, kind)
+    a, b = socket.socketpair()
+    with a, b:
+        with cls() as selector:
+            selector.register(a, selectors.EVENT_READ)
+            assert _compat.selector_watches(selector, a.fileno())
+            assert not _compat.selector_watches(selector, b.fileno())
+
+        def wait(stop: StopEvent) -> object:
+            with guard(stop=stop), cls() as selector:
+                selector.register(a, selectors.EVENT_READ)
+                return selector.select()
+
+        stop_while_blocked(wait)
+        with pytest.raises(DeadlineExceeded), guard(timeout=SHORT), cls() as selector:
+            selector.register(a, selectors.EVENT_READ)
+            selector.select()
+        with guard(timeout=LONG), cls() as selector:
+            selector.register(a, selectors.EVENT_READ)
+            assert selector.select(0.01) == []
+            b.sendall(b"x")
+            [(key, events)] = selector.select()
+            assert key.fileobj is a
+            assert events == selectors.EVENT_READ
+
+
+class _Holder:
+    """A forked process's target holding a stop: exits 0 once the parent sets it."""
+
+    def __init__(self, stop: StopEvent) -> None:
+        self.stop = stop
+
+    def run(self) -> None:
+        import os
+
+        os._exit(0 if self.stop.wait(LONG) and self.stop.reason == "held" else 1)
+
+
+class _StartedProcess(ForkProcess):
+    """A process class whose own ``start()`` calls the standard one."""
+
+    def start(self) -> None:
+        super().start()
+
+
+@ps.FORK_WARNING
+@pytest.mark.skipif(not _shared.SUPPORTED, reason="cross-process stops need Linux")
+@pytest.mark.parametrize("fallback", ["FORK_LAUNCH"], indirect=True)
+@pytest.mark.parametrize("how", ["context", "subclass"])
+def test_fork_launch_fallback_shares_the_events_of_a_forked_process(
+    fallback: str, how: str
+) -> None:
+    import sys
+
+    ctx = multiprocessing.get_context("fork")
+    stop = StopEvent()
+    target = _Holder(stop).run
+    if how == "context":
+        process: Any = ctx.Process(target=target)
+    else:
+        process = _StartedProcess(target=target)
+    assert _compat.forked_process(sys._getframe()) is None  # no Process being started
+    process.start()
+    assert stop._shared is not None  # shared by the fork hook, not by pickling
+    stop.set("held")
+    process.join(LONG)
+    assert process.exitcode == 0
+
+
+@ps.FORK_WARNING
+@pytest.mark.parametrize("fallback", ["SUBPROCESS_EXECUTE_CHILD"], indirect=True)
+def test_subprocess_fork_fallback_tells_subprocess_forks_apart(fallback: str) -> None:
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "print('ok')"],
+        preexec_fn=lambda: None,  # the only way subprocess runs the fork hooks
+        capture_output=True,
+        text=True,
+        timeout=LONG,
+        check=True,
+    )
+    assert done.stdout == "ok\n"
+    assert _shared._exec_fork  # the hook saw a fork whose child execs
+    process = multiprocessing.get_context("fork").Process(target=print)
+    process.start()
+    process.join(LONG)
+    assert process.exitcode == 0
+    assert not _shared._exec_fork  # a forked Process is not one
+
+
+@pytest.mark.parametrize("hook", [True, False])
+def test_at_thread_shutdown_runs_at_exit(hook: bool) -> None:
+    # With threading's hook, the function runs before the non-daemon threads are
+    # joined (it releases the one below at once); the fallback, atexit, after.
+    output = _run_fresh(
+        """
+        import sys, threading
+        from stoppable import _compat
+        _compat.THREAD_SHUTDOWN_HOOK = sys.argv[1] == "True"
+        done = threading.Event()
+
+        def at_exit():
+            print("ran", "before the join" if worker.is_alive() else "after the join")
+            done.set()
+
+        _compat.at_thread_shutdown(at_exit)
+        wait = 30 if _compat.THREAD_SHUTDOWN_HOOK else 0.2  # the fallback: the join first
+        worker = threading.Thread(target=done.wait, args=(wait,))
+        worker.start()
+        """,
+        str(hook),
+    )
+    assert output == ("ran before the join" if hook else "ran after the join")
+
+
+def _timeout_on_3(x: int) -> int:
+    if x == 3:
+        raise multiprocessing.TimeoutError("the task's own")
+    return x * x
+
+
+def _outcome(results: Iterator[Any]) -> tuple[list[Any], str]:
+    got = []
+    try:
+        for item in results:
+            got.append(item)
+    except Exception as exc:
+        return got, f"{type(exc).__name__}: {exc}"
+    return got, "end"
+
+
+@ps.FORK_WARNING
+@pytest.mark.parametrize("fallback", ["IMAP_CHUNKS", "IMAP_INTERNALS"], indirect=True)
+def test_pool_imap_fallbacks(fallback: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        for how in ("imap", "imap_unordered"):
+            ours = getattr(futures, f"pool_{how}")
+            for chunksize in (1, 3):
+                got = ours(pool, ps.square, range(7), chunksize, timeout=LONG)
+                if how == "imap":
+                    assert list(got) == [i * i for i in range(7)]
+                else:
+                    assert sorted(got) == [i * i for i in range(7)]
+        for chunksize in (1, 2):
+            # An error (multiprocessing's TimeoutError too) ends the iteration where
+            # the pool's own iterator ends it; it is never taken for "no result yet".
+            expected = _outcome(pool.imap(_timeout_on_3, range(6), chunksize))
+            assert expected[1] == "TimeoutError: the task's own"
+            ours = futures.pool_imap(pool, _timeout_on_3, range(6), chunksize, timeout=LONG)
+            assert _outcome(ours) == expected
+        # The task waits on a stop of its own, never set: only the iteration is stopped.
+        stop = StopEvent()
+        results = futures.pool_imap(
+            pool, ps.wait_in_task, [StopEvent()], 2, timeout=LONG, stop=stop
+        )
+        thread, outcome = start_call(lambda: next(results))
+        wait_until_blocked(thread)
+        stop.set("no more")
+        assert outcome.done.wait(WAKE_BOUND)
+        assert isinstance(outcome.error, Stopped)
+        assert outcome.error.reason == "no more"
+        slow = futures.pool_imap(pool, ps.wait_in_task, [StopEvent()], 2, timeout=SHORT)
+        with pytest.raises(futures.PoolDeadline):
+            next(slow)
+        pool.terminate()

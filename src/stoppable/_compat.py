@@ -50,17 +50,53 @@ requests unbounded, so there the only correct fallback is to refuse to load.
 
 The tests check each flag is true on every supported Python, and force each
 fallback to prove it correct.
+
+The guard's, the fork hook's and the pools' (each in a section of its own below):
+
+=====================================  ===========================  =====================
+internal                               used by                      fallback
+=====================================  ===========================  =====================
+``socket.accept`` calling              ``_guard._sockets``          the guard leaves
+``self._accept()``;                    (``accept`` in a guard)      ``accept`` alone (as
+``_socket.socket._accept``                                          the standard library)
+``socket._sendfile_use_send``          ``_guard._sockets``          the same loop, public
+                                       (``sendfile`` in a guard)    calls (``send``)
+``BaseSelector._fd_to_key``            ``_guard._select``           ``get_map()``
+``_PollLikeSelector._selector``,       ``_guard._select``           the selector's own
+``_EVENT_READ``; fds without a key                                  ``select`` in slices
+left out of ``select()``
+``popen_fork.Popen._launch``           ``_shared`` (the fork hook:  the ``Process.start``
+``(process_obj)``                      events of a forked           frame a few frames up
+                                       ``Process``)
+``subprocess.Popen._execute_child``    ``_shared`` (a fork that     the forking code's
+                                       execs: no watcher)           module is subprocess
+``threading._register_atexit``         ``_procpool`` (shut down     ``atexit`` (after the
+                                       pools at exit)               threads are joined)
+``Pool.imap``'s generator over an      ``_poolimap`` (chunksize     chunks of our own,
+``IMapIterator`` (``gi_frame``)        > 1)                         one pool task each
+``IMapIterator._cond``, ``_items``,    ``_poolimap``                ``next(timeout)`` in
+``_index``, ``_length``                                             slices
+=====================================  ===========================  =====================
+
+``sys._getframe`` (the guard's ``called_from_stoppable``, the fork hook) is not
+listed: it is documented, in every CPython, and the frames it gives are public.
 """
 
 from __future__ import annotations
 
 import _socket
+import inspect
+import io
 import multiprocessing.pool
+import multiprocessing.process
 import os
 import queue
+import selectors
 import socket
 import subprocess
+import sys
 import threading
+import types
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -352,6 +388,437 @@ def bare_socket(family: int, type: int, proto: int, fd: int) -> Any:
     if BARE_SOCKET:
         return _socket.socket(family, type, proto, fd)
     return socket.socket(family, type, proto, fd)  # pragma: no cover - forced by the tests
+
+
+# =======================================================================================
+# The guard's, the pools' and the fork hook's internals (moved here from _guard, _shared,
+# _procpool and _poolimap). Kept together, apart from the sections above, to merge easily.
+# =======================================================================================
+
+__all__ += [  # a list of this section's own, to merge easily
+    "FORK_LAUNCH",
+    "IMAP_CHUNKS",
+    "IMAP_INTERNALS",
+    "SELECTOR_MAP",
+    "SELECTOR_POLL",
+    "SENDFILE_USE_SEND",
+    "SOCKET_ACCEPT_HOOK",
+    "SUBPROCESS_EXECUTE_CHILD",
+    "THREAD_SHUTDOWN_HOOK",
+    "at_thread_shutdown",
+    "bare_accept",
+    "forked_process",
+    "forked_to_exec",
+    "imap_chunks",
+    "imap_condition",
+    "imap_ready",
+    "selector_poller",
+    "selector_watches",
+    "semaphore_cond",
+    "semaphore_take",
+    "semaphore_value",
+    "sendfile_by_send",
+]
+
+
+# --- socket.socket: accept's hook, sendfile's send loop (_guard._sockets) -----------------
+
+
+def _probe_accept_hook() -> None:
+    calls: list[object] = []
+
+    class Recording(socket.socket):
+        def _accept(self) -> Any:
+            calls.append(self)
+            return bare_accept(self)
+
+    # An abstract Unix address where there is one (Linux): ten times cheaper than TCP.
+    family = socket.AF_UNIX if sys.platform == "linux" else socket.AF_INET
+    with Recording(family, socket.SOCK_STREAM) as listener:
+        listener.bind("" if family == socket.AF_UNIX else ("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.socket(family, socket.SOCK_STREAM) as client:
+            client.settimeout(1.0)
+            client.connect(listener.getsockname())
+            listener.settimeout(1.0)
+            conn, address = listener.accept()
+            with conn:
+                assert calls == [listener]  # accept() went through the hook
+                assert type(conn) is socket.socket  # not Recording: made from the fd
+                assert address == client.getsockname()
+                assert conn.gettimeout() is None  # as accept() leaves it by default
+                conn.settimeout(1.0)
+                client.sendall(b"x")
+                assert conn.recv(1) == b"x"
+
+
+def bare_accept(sock: Any) -> tuple[int, Any]:
+    """Accept one connection on ``sock`` (a socket or a bare shadow): ``(fd, address)``.
+
+    What ``socket.socket.accept`` wraps into a socket object. Only where
+    ``SOCKET_ACCEPT_HOOK``; without it the guard leaves ``accept`` as it is.
+    """
+    accepted: tuple[int, Any] = _socket.socket._accept(sock)  # type: ignore[attr-defined]
+    return accepted
+
+
+SOCKET_ACCEPT_HOOK: bool = _check(_probe_accept_hook)
+"""``socket.accept()`` calls ``self._accept()``, ``_socket.socket``'s ``(fd, address)``."""
+
+
+def _probe_sendfile_use_send() -> None:
+    sent: list[bytes] = []
+
+    class Recording(socket.socket):
+        def send(self, data: Any, flags: int = 0) -> int:
+            sent.append(bytes(data))
+            return super().send(data, flags)
+
+    a, b = socket.socketpair()
+    with Recording(a.family, a.type, a.proto, a.detach()) as sender, b:
+        sender.settimeout(1.0)
+        b.settimeout(1.0)
+        file = io.BytesIO(b"abcdef")
+        assert sender._sendfile_use_send(file, 1, 3) == 3  # type: ignore[attr-defined]
+        assert sent == [b"bcd"]  # through send(), which the guard bounds
+        assert file.tell() == 4
+        assert b.recv(8) == b"bcd"
+
+
+SENDFILE_USE_SEND: bool = _check(_probe_sendfile_use_send)
+"""``socket._sendfile_use_send`` sends a file through ``self.send()``, as relied on."""
+
+_SENDFILE_BLOCK = 8192
+
+
+def sendfile_by_send(
+    sock: socket.socket, file: Any, offset: int = 0, count: int | None = None
+) -> int:
+    """``sock.sendfile(file, offset, count)`` through ``sock.send()``, never ``os.sendfile``.
+
+    The standard library's own loop where ``SENDFILE_USE_SEND``; otherwise the same
+    through public calls: the same checks, ``send()`` in blocks, and the file's
+    position left after the last byte sent, even when a send raises.
+    """
+    if SENDFILE_USE_SEND:
+        total: int = sock._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined]
+        return total
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type & socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if sock.gettimeout() == 0:
+        raise ValueError("non-blocking sockets are not supported")
+    if offset:
+        file.seek(offset)
+    total = 0
+    try:
+        while count is None or total < count:
+            size = _SENDFILE_BLOCK if count is None else min(_SENDFILE_BLOCK, count - total)
+            data = memoryview(file.read(size))
+            if not data:
+                break
+            while data:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    continue
+                total += sent
+                data = data[sent:]
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset + total)
+
+
+# --- selectors: a selector's own poll object (_guard._select) ------------------------------
+
+_POLL_SELECTORS = tuple(
+    cls
+    for cls in (
+        getattr(selectors, name, None)
+        for name in ("PollSelector", "EpollSelector", "DevpollSelector")
+    )
+    if cls is not None
+)
+
+
+def _probe_selector_map() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        for cls in _POLL_SELECTORS:
+            with cls() as selector:
+                key = selector.register(a, selectors.EVENT_READ)  # a file object
+                assert selector._fd_to_key == {a.fileno(): key}
+                selector.unregister(a)
+                assert selector._fd_to_key == {}
+
+
+SELECTOR_MAP: bool = bool(_POLL_SELECTORS) and _check(_probe_selector_map)
+"""A selector's ``_fd_to_key`` is the dict of its registered descriptors."""
+
+
+def selector_watches(selector: selectors.BaseSelector, fd: int) -> bool:
+    """Whether ``selector``'s owner registered ``fd`` (under any file object)."""
+    if SELECTOR_MAP:
+        fd_to_key = getattr(selector, "_fd_to_key", None)
+        if isinstance(fd_to_key, dict):
+            return fd in fd_to_key
+    return any(key.fd == fd for key in selector.get_map().values())
+
+
+def _poller_of(selector: Any) -> tuple[Any, int] | None:
+    inner = getattr(selector, "_selector", None)
+    read = getattr(type(selector), "_EVENT_READ", None)
+    if not callable(getattr(inner, "register", None)) or not isinstance(read, int):
+        return None
+    return inner, read
+
+
+def _probe_selector_poll() -> None:
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    try:
+        for cls in _POLL_SELECTORS:
+            with cls() as selector:
+                selector.register(r, selectors.EVENT_READ)
+                found = _poller_of(selector)
+                assert found is not None
+                inner, read = found
+                inner.register(r2, read)
+                os.write(w2, b"x")
+                assert selector.select(0) == []  # a descriptor without a key is left out
+                os.read(r2, 1)
+                os.write(w, b"x")
+                assert [key.fd for key, _ in selector.select(0)] == [r]
+                inner.unregister(r2)
+                os.read(r, 1)
+    finally:
+        for fd in (r, w, r2, w2):
+            os.close(fd)
+
+
+SELECTOR_POLL: bool = bool(_POLL_SELECTORS) and _check(_probe_selector_poll)
+"""A poll-like selector waits in ``_selector`` for ``_EVENT_READ``, leaving out fds it lacks."""
+
+
+def selector_poller(selector: selectors.BaseSelector) -> tuple[Any, int] | None:
+    """``selector``'s own poll object and its read mask; ``None`` where not as relied on.
+
+    A descriptor registered in that object directly (it has no key) wakes the
+    selector's ``select()``, which leaves it out of what it returns.
+    """
+    return _poller_of(selector) if SELECTOR_POLL else None
+
+
+# --- threading.Semaphore's counter (sync.acquire; checked above: SEMAPHORE_INTERNALS) ------
+
+
+def semaphore_cond(semaphore: threading.Semaphore) -> threading.Condition:
+    """The condition ``semaphore.release()`` notifies, which guards its counter."""
+    cond: threading.Condition = semaphore._cond  # type: ignore[attr-defined]
+    return cond
+
+
+def semaphore_value(semaphore: threading.Semaphore) -> int:
+    """The semaphore's counter (read under ``semaphore_cond``)."""
+    value: int = semaphore._value
+    return value
+
+
+def semaphore_take(semaphore: threading.Semaphore) -> None:
+    """Take one from the counter, as ``acquire`` does (under ``semaphore_cond``)."""
+    semaphore._value -= 1
+
+
+# --- the fork hook: who is forking (_shared) -------------------------------------------
+
+
+def _launch_code() -> types.CodeType | None:
+    """The code of ``multiprocessing.popen_fork.Popen._launch(process_obj)``, if loaded."""
+    popen_fork = sys.modules.get("multiprocessing.popen_fork")
+    launch = getattr(getattr(popen_fork, "Popen", None), "_launch", None)
+    code = getattr(launch, "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _probe_fork_launch() -> None:
+    import multiprocessing.popen_fork  # noqa: F401 - what _launch_code reads
+
+    code = _launch_code()
+    assert code is not None
+    assert "process_obj" in code.co_varnames[: code.co_argcount]
+    assert "fork" in code.co_names  # it is where os.fork() is called
+
+
+FORK_LAUNCH: bool = _check(_probe_fork_launch)
+"""``multiprocessing`` forks a ``Process`` in ``popen_fork.Popen._launch(process_obj)``."""
+
+_START_CODE = multiprocessing.process.BaseProcess.start.__code__
+_START_DEPTH = 8  # start() -> _Popen -> Popen() -> __init__ -> _launch: a few frames
+
+
+def forked_process(frame: types.FrameType) -> Any:
+    """The ``multiprocessing`` process being forked by ``frame`` (``os.fork``'s caller).
+
+    ``None`` if the fork is not a ``Process`` being started. Read from
+    ``Popen._launch``'s argument where ``FORK_LAUNCH``; otherwise from the
+    ``Process.start()`` below which the fork happens (public, a few frames up).
+    """
+    if FORK_LAUNCH:
+        code = _launch_code()
+        return frame.f_locals.get("process_obj") if frame.f_code is code else None
+    caller: types.FrameType | None = frame
+    for _ in range(_START_DEPTH):
+        if caller is None:
+            return None
+        if caller.f_code is _START_CODE:
+            return caller.f_locals.get("self")
+        caller = caller.f_back
+    return None
+
+
+def _probe_execute_child() -> None:
+    execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    code = execute_child.__code__
+    assert code.co_name == "_execute_child"
+    assert any("fork_exec" in name for name in code.co_names)  # where the fork happens
+
+
+SUBPROCESS_EXECUTE_CHILD: bool = _check(_probe_execute_child)
+"""``subprocess`` forks (for a ``preexec_fn``) in ``Popen._execute_child``."""
+
+
+def forked_to_exec(frame: types.FrameType) -> bool:
+    """Whether the fork made by ``frame`` is ``subprocess``'s, whose child execs at once.
+
+    By the name ``_execute_child`` where ``SUBPROCESS_EXECUTE_CHILD``; otherwise by
+    the module of the forking code (``subprocess`` forks nowhere else).
+    """
+    if SUBPROCESS_EXECUTE_CHILD:
+        return frame.f_code.co_name == "_execute_child"
+    return frame.f_globals.get("__name__") == "subprocess"
+
+
+# --- threading's hook before the threads are joined at exit (_procpool) ----------------
+
+
+def _probe_thread_shutdown_hook() -> None:
+    register = threading._register_atexit  # type: ignore[attr-defined]
+    assert callable(register)
+    inspect.signature(register).bind(print)  # register(func, *args, **kwargs)
+
+
+THREAD_SHUTDOWN_HOOK: bool = _check(_probe_thread_shutdown_hook)
+"""``threading._register_atexit`` exists (what ``concurrent.futures`` uses)."""
+
+
+def at_thread_shutdown(func: Callable[[], object]) -> None:
+    """Call ``func`` at exit, before Python joins the non-daemon threads if it can.
+
+    ``threading._register_atexit`` where ``THREAD_SHUTDOWN_HOOK``; otherwise
+    ``atexit``, which runs after the join: still in time for work done by daemon
+    threads (a non-daemon thread waiting on that work still gets it).
+    """
+    if THREAD_SHUTDOWN_HOOK:
+        threading._register_atexit(func)  # type: ignore[attr-defined]
+        return
+    import atexit
+
+    atexit.register(func)
+
+
+# --- multiprocessing.pool's IMapIterator (_poolimap) -----------------------------------
+
+
+class _FakeImapPool:
+    """The least ``Pool.imap`` and an ``IMapIterator`` need of a pool, for the probes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, object] = {}
+        self._taskqueue: queue.SimpleQueue[object] = queue.SimpleQueue()
+
+    def _check_running(self) -> None:
+        pass
+
+    def _guarded_task_generation(self, *args: object) -> None:
+        pass
+
+
+def imap_chunks(results: Any) -> multiprocessing.pool.IMapIterator[Any] | None:
+    """The ``IMapIterator`` of chunks behind ``Pool.imap(..., chunksize > 1)``'s generator.
+
+    That generator (``item for chunk in result for item in chunk``) holds it as its
+    argument. ``None`` where it is not found (the caller then chunks by itself).
+    """
+    if not IMAP_CHUNKS:
+        return None
+    frame = getattr(results, "gi_frame", None)
+    chunks = None if frame is None else frame.f_locals.get(".0")
+    return chunks if isinstance(chunks, multiprocessing.pool.IMapIterator) else None
+
+
+def _probe_imap_chunks() -> None:
+    for how in ("imap", "imap_unordered"):
+        pool = _FakeImapPool()
+        results = getattr(multiprocessing.pool.Pool, how)(pool, abs, [], 2)
+        frame = results.gi_frame
+        chunks = frame.f_locals.get(".0")
+        assert isinstance(chunks, multiprocessing.pool.IMapIterator)
+        assert chunks in pool._cache.values()  # the one the pool's results reach
+        results.close()
+
+
+IMAP_CHUNKS: bool = _check(_probe_imap_chunks)
+"""``Pool.imap``/``imap_unordered`` with ``chunksize > 1`` flatten an ``IMapIterator``."""
+
+
+def imap_condition(results: multiprocessing.pool.IMapIterator[Any]) -> threading.Condition:
+    """The condition the pool's result thread notifies for ``results`` (``IMAP_INTERNALS``)."""
+    cond: threading.Condition = results._cond  # type: ignore[attr-defined]
+    return cond
+
+
+def imap_ready(results: multiprocessing.pool.IMapIterator[Any]) -> bool:
+    """Whether ``results.next(0)`` has an item or the end to give, under its condition."""
+    it: Any = results
+    return bool(it._items) or it._index == it._length
+
+
+def _probe_imap_iterator() -> None:
+    pool: Any = _FakeImapPool()
+    results: Any = multiprocessing.pool.IMapIterator(pool)
+    cond = imap_condition(results)
+    assert isinstance(cond, threading.Condition)
+    waiter = threading.Lock()
+    assert waiter.acquire(False)
+    with cond:
+        assert not imap_ready(results)
+        cond._waiters.append(waiter)  # type: ignore[attr-defined]
+    results._set(0, (True, 5))  # as the pool's result thread hands an item over
+    assert not waiter.locked()  # ... notifying the condition
+    with cond:
+        assert imap_ready(results)
+    assert results.next(0) == 5
+    with cond:
+        assert not imap_ready(results)
+    results._set_length(1)
+    with cond:
+        assert imap_ready(results)  # the end is there to give
+    try:
+        results.next(0)
+    except StopIteration:
+        return
+    raise AssertionError("the iterator did not end")
+
+
+IMAP_INTERNALS: bool = CONDITION_PROTOCOL and _check(_probe_imap_iterator)
+"""An ``IMapIterator``'s items and end are read under ``_cond``, which a new item notifies."""
 
 
 # --- urllib3 -------------------------------------------------------------------------------

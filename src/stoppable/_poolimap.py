@@ -9,12 +9,15 @@ a ``StopEvent`` notifies too): no polling.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing.pool
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from . import _compat
 from ._limits import Limits, StopLike, begin
-from ._wait import wait_condition
+from ._wait import NOT_YET, wait_condition, wait_loop
 
 __all__ = ["pool_imap", "pool_imap_unordered"]
 
@@ -76,27 +79,63 @@ def _iterate(
         raise TypeError(f"func must be callable, got {type(func).__name__}")
     seconds = begin(timeout, stop)
     call = Limits(seconds, stop, f"pool {how}")
-    results = getattr(pool, how)(func, iterable, chunksize)
-    if isinstance(results, multiprocessing.pool.IMapIterator):
+    if chunksize == 1 and _compat.IMAP_INTERNALS:
+        results = getattr(pool, how)(func, iterable, chunksize)
         return _results(call, results)
-    # With chunksize > 1 the pool returns a generator over an IMapIterator of
-    # chunks: iterate that iterator (the generator's argument) and flatten here.
-    frame = getattr(results, "gi_frame", None)
-    chunks = None if frame is None else frame.f_locals.get(".0")
-    if not isinstance(chunks, multiprocessing.pool.IMapIterator):  # pragma: no cover
-        raise RuntimeError(f"Pool.{how} returned {type(results).__name__}: not supported")
-    return (item for chunk in _results(call, chunks) for item in chunk)
+    if _compat.IMAP_INTERNALS and _compat.IMAP_CHUNKS:
+        # With chunksize > 1 the pool returns a generator over an IMapIterator of
+        # chunks: iterate that iterator (the generator's argument) and flatten here.
+        chunks = _compat.imap_chunks(getattr(pool, how)(func, iterable, chunksize))
+        if chunks is None:  # pragma: no cover - checked by _compat
+            raise RuntimeError(f"Pool.{how} returned no IMapIterator: not supported")
+        return (item for chunk in _results(call, chunks) for item in chunk)
+    # Where the pool's own iterator is not as relied on: chunks of our own, each run
+    # as the pool runs its chunks (one task computes a list), through public calls.
+    own = getattr(pool, how)(functools.partial(_apply_each, func), _chunked(iterable, chunksize))
+    wait = _results if _compat.IMAP_INTERNALS else _polled
+    return _flatten(wait(call, own))
+
+
+class _Raised:
+    """A ``multiprocessing.TimeoutError`` raised by ``func``, carried back as a value.
+
+    Only for the polled wait, where ``next(timeout)``'s own ``TimeoutError`` must
+    not be mistaken for the task's.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _apply_each(func: Callable[[Any], Any], chunk: tuple[Any, ...]) -> Any:
+    """One chunk's results, as the pool's own chunked task computes them."""
+    try:
+        return [func(item) for item in chunk]
+    except multiprocessing.TimeoutError as exc:
+        return _Raised(exc)
+
+
+def _chunked(iterable: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
+    items = iter(iterable)
+    while chunk := tuple(itertools.islice(items, size)):
+        yield chunk
+
+
+def _flatten(chunks: Iterator[Any]) -> Iterator[Any]:
+    for chunk in chunks:
+        if isinstance(chunk, _Raised):
+            raise chunk.error
+        yield from chunk
 
 
 def _results(call: Limits, results: multiprocessing.pool.IMapIterator[Any]) -> Iterator[Any]:
     from .futures import PoolDeadline
 
-    # IMapIterator's own state, read under its own condition, as its next() does.
-    cond = results._cond  # type: ignore[attr-defined]
-    items = results._items  # type: ignore[attr-defined]
+    # The iterator's own state, read under its own condition, as its next() does.
+    cond = _compat.imap_condition(results)
 
     def ready() -> bool:
-        return bool(items) or results._index == results._length  # type: ignore[attr-defined]
+        return _compat.imap_ready(results)
 
     while True:
         with cond:
@@ -106,5 +145,30 @@ def _results(call: Limits, results: multiprocessing.pool.IMapIterator[Any]) -> I
         try:
             value = results.next(0)
         except StopIteration:
+            return
+        yield value
+
+
+_END = object()
+
+
+def _polled(call: Limits, results: multiprocessing.pool.IMapIterator[Any]) -> Iterator[Any]:
+    """``_results`` without the iterator's internals: its ``next(timeout)`` in slices.
+
+    A stop is then seen within the poll interval (``stoppable.set_poll_interval``).
+    """
+    from .futures import PoolDeadline
+
+    def attempt(seconds: float) -> Any:
+        try:
+            return results.next(seconds)
+        except multiprocessing.TimeoutError:  # nothing yet (the task's own is a _Raised)
+            return NOT_YET
+        except StopIteration:
+            return _END
+
+    while True:
+        value = wait_loop(call, attempt, wake=None, error=PoolDeadline)
+        if value is _END:
             return
         yield value

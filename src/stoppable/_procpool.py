@@ -42,7 +42,7 @@ from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
-from . import _shared
+from . import _compat, _shared
 from ._errors import Stopped
 from ._limits import SHUTDOWN_TIMEOUT, validate_timeout
 from ._procworker import _RemoteTraceback, _worker_main
@@ -648,15 +648,9 @@ def _at_exit() -> None:
             executor.shutdown(wait=True)
 
 
-# threading's own hook (what concurrent.futures uses) runs before Python joins
-# the non-daemon threads; atexit runs after, which is still in time for ours.
-_register = getattr(threading, "_register_atexit", None)
-if callable(_register):
-    _register(_at_exit)
-else:  # pragma: no cover - a Python without it
-    import atexit
-
-    atexit.register(_at_exit)
+# Before Python joins the non-daemon threads where it can (as concurrent.futures);
+# after, with atexit, is still in time for ours.
+_compat.at_thread_shutdown(_at_exit)
 
 # Last: ``futures`` re-exports this module's names, and a spawned worker imports this
 # module first; what is used from ``futures`` is read at call time.

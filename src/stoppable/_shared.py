@@ -52,6 +52,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _compat
 from ._arena import _ARENA_SIZE, REASON_BYTES, _address, _Arena
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -565,18 +566,16 @@ def _before_fork() -> None:
         return
     # subprocess runs these hooks only for a preexec_fn; its child runs no Python of
     # ours and execs: it must not start a watcher or hold slots.
-    _exec_fork = frame.f_code.co_name == "_execute_child"
-    # multiprocessing forks a Process in Popen._launch(process_obj): nothing is
-    # pickled, so the events among its arguments are shared here, before the fork.
-    popen_fork = sys.modules.get("multiprocessing.popen_fork")
-    if popen_fork is not None:
-        launch = getattr(getattr(popen_fork, "Popen", None), "_launch", None)
-        if frame.f_code is getattr(launch, "__code__", None) and SUPPORTED:
-            for event in _handed_over(frame.f_locals.get("process_obj")):
-                try:
-                    share(event)
-                except Exception:  # the fork goes ahead; the event stays local
-                    _log.exception("could not share a StopEvent with a forked process")
+    _exec_fork = _compat.forked_to_exec(frame)
+    # multiprocessing forks a Process with nothing pickled: the events among its
+    # arguments are shared here, before the fork.
+    process = _compat.forked_process(frame) if SUPPORTED else None
+    if process is not None:
+        for event in _handed_over(process):
+            try:
+                share(event)
+            except Exception:  # the fork goes ahead; the event stays local
+                _log.exception("could not share a StopEvent with a forked process")
     _glock.acquire()  # noqa: STP100 - held only for short steps; a fork must not split one
 
 

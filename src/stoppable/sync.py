@@ -120,11 +120,11 @@ def _acquire_semaphore(call: Limits, semaphore: threading.Semaphore) -> None:
     # threading.Semaphore is a counter under a condition; waiting on that condition
     # (as Semaphore.acquire itself does) lets a stop wake the wait. The internals are
     # checked by _compat (SEMAPHORE_INTERNALS).
-    cond: threading.Condition = semaphore._cond  # type: ignore[attr-defined]
+    cond = _compat.semaphore_cond(semaphore)
     with cond:
-        if semaphore._value <= 0:
-            wait_condition(call, cond, lambda: semaphore._value > 0)
-        semaphore._value -= 1
+        if _compat.semaphore_value(semaphore) <= 0:
+            wait_condition(call, cond, lambda: _compat.semaphore_value(semaphore) > 0)
+        _compat.semaphore_take(semaphore)
 
 
 @overload

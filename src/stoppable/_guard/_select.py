@@ -24,6 +24,7 @@ import select
 import selectors
 from typing import Any
 
+from .. import _compat
 from .._wait import NOT_YET, WAKE_BY_FD, NotYet, StopFds
 from ._install import Patch, permanent, wraps_all
 from ._state import (
@@ -131,14 +132,6 @@ def poll() -> Any:
     return _GuardedPoll(made)
 
 
-def _watched(selector: Any, fd: int) -> bool:
-    """Whether ``selector``'s owner registered ``fd`` itself."""
-    fd_to_key = getattr(selector, "_fd_to_key", None)  # private, in every version so far
-    if isinstance(fd_to_key, dict):
-        return fd in fd_to_key
-    return any(key.fd == fd for key in selector.get_map().values())
-
-
 def _selector_select(original: Any) -> Any:
     def select(self: Any, timeout: float | None = None) -> Any:
         record = active.get()
@@ -147,15 +140,16 @@ def _selector_select(original: Any) -> Any:
         state = current_state()
         check(record, state, "selector select")
         call = call_limits(None if timeout is None else float(timeout), "selector select")
-        inner = getattr(self, "_selector", None)  # the selector's own poll/epoll object
-        if inner is None:  # pragma: no cover - a selector without one: as it is
-            return original(self, timeout)
+        found = _compat.selector_poller(self)  # the selector's own poll/epoll object
+        if found is None:
+            return _sliced_select(original, self, record, state, call)
+        inner, read = found
         added: list[int] = []
         with StopFds(call) as held:
             for fd in held:
-                if not _watched(self, fd):
+                if not _compat.selector_watches(self, fd):
                     try:
-                        inner.register(fd, self._EVENT_READ)
+                        inner.register(fd, read)
                     except (FileExistsError, OSError):
                         continue
                     added.append(fd)
@@ -176,13 +170,28 @@ def _selector_select(original: Any) -> Any:
     return select
 
 
+def _sliced_select(original: Any, selector: Any, record: Any, state: Any, call: Any) -> Any:
+    """Where a selector's poll object is not as relied on: its own select, in slices.
+
+    A stop is then seen within the poll interval (``stoppable.set_poll_interval``)
+    instead of at once; the deadline as exactly.
+    """
+
+    def attempt(seconds: float) -> Any | NotYet:
+        return original(selector, seconds) or NOT_YET
+
+    try:
+        return run_wait(record, state, call, attempt, None)
+    except OwnTimeout:
+        return []
+
+
 def patches() -> tuple[list[Patch], list[Patch]]:
     """All permanent: a check costs nothing next to a wait (see ``_install``)."""
     methods = []
     for name in ("PollSelector", "EpollSelector", "DevpollSelector"):
         cls = getattr(selectors, name, None)
-        # The private parts used: checked here, or the class is left alone.
-        if cls is None or not hasattr(cls, "_EVENT_READ"):
+        if cls is None:
             continue
         methods.append(Patch(cls, "select", _selector_select(cls.select)))
     permanent_ = [

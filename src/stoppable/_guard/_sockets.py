@@ -38,7 +38,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .. import _netio, _resolve
+from .. import _compat, _netio, _resolve
+from .._compat import bare_accept, sendfile_by_send
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import Limits, _current_scope
 from .._netio import DONTWAIT, POLLIN, POLLOUT, RetryLater
@@ -507,10 +508,10 @@ def connect_ex(self: socket.socket, address: Any) -> Any:
 def _accept(self: socket.socket) -> Any:
     record = active.get()
     if record is None and not (_switched and id(self) in _switched):
-        return _C._accept(self)  # type: ignore[attr-defined]
+        return bare_accept(self)
 
     def op(t: Any, x: int) -> Any:
-        return _C._accept(_raw(t))  # type: ignore[attr-defined]
+        return bare_accept(_raw(t))
 
     if record is None:
         return _unguarded(self, op, POLLIN, "accept", flags_ok=False)
@@ -522,9 +523,9 @@ def sendfile(self: socket.socket, file: Any, offset: int = 0, count: int | None 
     # os.sendfile() blocks in the kernel with no way to wake it: inside a guard, send
     # the file through send(), which the guard bounds (the standard library's own
     # fallback for sockets that cannot use sendfile).
-    if active.get() is None or not hasattr(self, "_sendfile_use_send"):
+    if active.get() is None:
         return _SOCKET_SENDFILE(self, file, offset, count)
-    return self._sendfile_use_send(file, offset, count)
+    return sendfile_by_send(self, file, offset, count)
 
 
 def patches() -> tuple[list[Patch], list[Patch]]:
@@ -543,9 +544,10 @@ def patches() -> tuple[list[Patch], list[Patch]]:
         Patch(plain, "sendto", sendto),
         Patch(plain, "connect", connect),
         Patch(plain, "connect_ex", connect_ex),
-        Patch(plain, "_accept", _accept),
         Patch(plain, "sendfile", sendfile),
     ]
+    if _compat.SOCKET_ACCEPT_HOOK:  # otherwise accept() is left as it is: not reached by a guard
+        while_open.append(Patch(plain, "_accept", _accept))
     if hasattr(_C, "recvmsg"):
         while_open += [
             Patch(plain, "recvmsg", recvmsg),
