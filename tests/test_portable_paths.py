@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from stoppable import StopEvent, _stop, net, process
+from stoppable import StopEvent, _child, _stop, net, process
 
 from .support import LONG, open_fds, stop_while_blocked
 
@@ -63,8 +63,8 @@ def test_a_child_wait_is_woken_at_once(
     wakeup: str, pidfd: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not pidfd:
-        monkeypatch.setattr(process, "_use_pidfd", False)
-    elif not process._use_pidfd:
+        monkeypatch.setattr(_child, "_use_pidfd", False)
+    elif not _child._use_pidfd:
         pytest.skip("no pidfd here")
     before = open_fds()
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
