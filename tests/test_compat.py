@@ -21,7 +21,7 @@ import pytest
 import urllib3.connection
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, futures, net, queues, sync
+from stoppable import DeadlineExceeded, StopEvent, Stopped, _compat, _futwait, futures, net, queues, sync
 
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
 
@@ -131,7 +131,7 @@ def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     if flag == "QUEUE_INTERNALS":
         queues._use_internals(False)
     if flag == "FUTURE_INTERNALS":
-        monkeypatch.setattr(futures, "_INTERNALS", False)
+        monkeypatch.setattr(_futwait, "_INTERNALS", False)
     previous = stoppable.set_poll_interval(0.02)
     try:
         yield flag
