@@ -48,6 +48,9 @@ other use goes through the functions here. urllib3's parts are checked by
 loaded before). An overridden hook that urllib3 no longer calls would silently leave
 requests unbounded, so there the only correct fallback is to refuse to load.
 
+The internals of ``net`` and ``futures`` are listed, the same way, with their section
+at the end of this module.
+
 The tests check each flag is true on every supported Python, and force each
 fallback to prove it correct.
 """
@@ -417,8 +420,36 @@ def urllib3_default_timeout() -> Any:
     return inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default
 
 
-# === net, futures: the internals of the families split into rooms (issue 17) ===========
-# (Kept apart from the sections above, which other families add to.)
+# === net and futures: the internals of their rooms (issue 17) ================================
+#
+# internal                                  used by                      fallback
+# ----------------------------------------  ---------------------------  ----------------------
+# socket._accept()                          net.accept (_netops)         socket.socket.accept,
+#                                                                        its socket detached
+# socket.SocketIO calling its owner's       net.Socket.makefile          a raw file of our own,
+# _decref_socketios(); socket._io_refs                                   and our own count of
+# deferring close()                                                      each socket's files
+# concurrent.futures._base CANCELLED,       futures (_futwait, _tasks)   Future.done() (as for
+# CANCELLED_AND_NOTIFIED, FINISHED                                       FUTURE_INTERNALS)
+# concurrent.futures._base.                 futures.wait (_futwait)      a namedtuple of our
+# DoneAndNotDoneFutures (read as the                                     own, the same fields
+# type wait() returns)
+# ThreadPoolExecutor._threads               ThreadPoolExecutor.shutdown  wait for the tasks'
+#                                           (_threadpool)                futures, not threads
+
+__all__ += [
+    "DONE_AND_NOT_DONE",
+    "EXECUTOR_THREADS",
+    "FUTURE_DONE_STATES",
+    "SOCKET_ACCEPT",
+    "SOCKET_FILE",
+    "close_socket",
+    "executor_threads",
+    "socket_accept",
+    "socket_file",
+    "socket_file_closed",
+]
+
 
 # --- socket.socket._accept: the accepted descriptor, with no socket object made ------------
 
@@ -480,20 +511,25 @@ class _Relay:
 def _probe_socket_file() -> None:
     a, b = socket.socketpair()
     with a, b:
-        a._io_refs += 1  # type: ignore[attr-defined]
-        file = socket.SocketIO(_Relay(a), "rwb")  # type: ignore[arg-type]
-        b.sendall(b"x")
-        buffer = bytearray(1)
-        assert file.readinto(buffer) == 1
-        assert buffer == b"x"
-        assert file.write(b"y") == 1
-        assert b.recv(1) == b"y"
-        fd = a.fileno()
-        a.close()  # a file is open: the descriptor stays open
-        assert a.fileno() == fd
-        os.fstat(fd)
-        file.close()  # the last file: the close happens now
-        assert a.fileno() == -1
+        try:
+            a._io_refs += 1  # type: ignore[attr-defined]
+            file = socket.SocketIO(_Relay(a), "rwb")  # type: ignore[arg-type]
+            b.sendall(b"x")
+            buffer = bytearray(1)
+            assert file.readinto(buffer) == 1
+            assert buffer == b"x"
+            assert file.write(b"y") == 1
+            assert b.recv(1) == b"y"
+            fd = a.fileno()
+            a.close()  # a file is open: the descriptor stays open
+            assert a.fileno() == fd
+            os.fstat(fd)
+            file.close()  # the last file: the close happens now
+            assert a.fileno() == -1
+        finally:
+            left = a.detach()  # however the internal behaved, the descriptor is closed
+            if left != -1:
+                os.close(left)
 
 
 SOCKET_FILE: bool = _check(_probe_socket_file)
@@ -638,13 +674,22 @@ FUTURE_DONE_STATES: frozenset[str] = (
 as relied on, or ``FUTURE_INTERNALS`` is false: ``futures`` then asks ``done()``."""
 
 
-def _wait_result_type() -> Any:
-    """``concurrent.futures._base.DoneAndNotDoneFutures``, read as what ``wait()`` returns."""
-    kind: Any = type(concurrent.futures.wait((), timeout=0))
+def _probe_wait_result(kind: Any) -> None:
     made = kind({1}, {2})
-    if made.done == {1} and made.not_done == {2} and tuple(made) == ({1}, {2}):
+    assert made.done == {1}
+    assert made.not_done == {2}
+    assert tuple(made) == ({1}, {2})
+
+
+def _wait_result_type() -> Any:
+    """``concurrent.futures._base.DoneAndNotDoneFutures``, read as what ``wait()`` returns.
+
+    Where that is not a ``(done, not_done)`` named pair, one of our own, the same.
+    """
+    kind: Any = type(concurrent.futures.wait((), timeout=0))
+    if _check(lambda: _probe_wait_result(kind)):
         return kind
-    return collections.namedtuple("DoneAndNotDoneFutures", "done not_done")  # pragma: no cover
+    return collections.namedtuple("DoneAndNotDoneFutures", "done not_done")
 
 
 DONE_AND_NOT_DONE: Any = _wait_result_type()

@@ -448,7 +448,3 @@ def pool_starmap(
     async_result = pool.starmap_async(func, iterable, chunksize)
     _wait_pool(call, async_result)
     return async_result.get(0)
-
-
-# Defined here, public in ``stoppable.futures``: named (and pickled) as such.
-FutureDeadline.__module__ = PoolDeadline.__module__ = "stoppable.futures"

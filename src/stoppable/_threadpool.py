@@ -215,7 +215,3 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             # Do not replace the exception that ends the block (a KeyboardInterrupt
             # must stay one): report the shutdown's failure beside it.
             _log.warning("%s (while leaving the block by %r)", err, exc)
-
-
-# Defined here, public in ``stoppable.futures``: named (and pickled) as such.
-ShutdownDeadline.__module__ = ThreadPoolExecutor.__module__ = "stoppable.futures"

@@ -103,6 +103,25 @@ __all__ = [
     "wait",
 ]
 
+# The rooms' public names are this module's, as before they moved: named, shown and
+# pickled as such.
+for _public in (
+    FutureDeadline,
+    PoolDeadline,
+    ShutdownDeadline,
+    ThreadPoolExecutor,
+    as_completed,
+    current_stop,
+    exception,
+    pool_apply,
+    pool_map,
+    pool_starmap,
+    result,
+    wait,
+):
+    _public.__module__ = __name__
+del _public
+
 
 def __dir__() -> list[str]:
     # dir() of a family shows its public API, not the imports and helpers behind it.
