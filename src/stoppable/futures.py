@@ -105,21 +105,10 @@ __all__ = [
 
 # The rooms' public names are this module's, as before they moved: named, shown and
 # pickled as such.
-for _public in (
-    FutureDeadline,
-    PoolDeadline,
-    ShutdownDeadline,
-    ThreadPoolExecutor,
-    as_completed,
-    current_stop,
-    exception,
-    pool_apply,
-    pool_map,
-    pool_starmap,
-    result,
-    wait,
-):
-    _public.__module__ = __name__
+_ROOMS = ("stoppable._futwait", "stoppable._tasks", "stoppable._threadpool")
+for _public in map(globals().__getitem__, __all__):
+    if getattr(_public, "__module__", None) in _ROOMS:
+        _public.__module__ = __name__
 del _public
 
 

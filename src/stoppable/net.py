@@ -107,25 +107,10 @@ __all__ = [
 
 # The rooms' public names are this module's, as before they moved: named, shown and
 # pickled as such (0.1's pickled errors call the _rebuild functions by this name).
-for _public in (
-    SendallDeadline,
-    SendallStopped,
-    Socket,
-    accept,
-    connect,
-    recv,
-    recv_into,
-    recvfrom,
-    recvfrom_into,
-    resolve,
-    send,
-    sendall,
-    sendto,
-    start_tls,
-    _rebuild_deadline,
-    _rebuild_stopped,
-):
-    _public.__module__ = __name__
+_ROOMS = ("stoppable._netops", "stoppable._netconnect", "stoppable._netsocket")
+for _public in [*map(globals().__getitem__, __all__), _rebuild_deadline, _rebuild_stopped]:
+    if getattr(_public, "__module__", None) in _ROOMS:
+        _public.__module__ = __name__
 del _public
 
 
