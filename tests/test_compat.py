@@ -421,7 +421,7 @@ def test_socket_file_fallback(fallback: str) -> None:
             b.sendall(b"first\n")
             assert f.readline() == b"first\n"
             assert f.write(b"out") == 3
-            assert b.recv(3) == b"out"
+            assert net.recv(b, 3, timeout=LONG) == b"out"
             text = wrapped.makefile("r", encoding="ascii")
             wrapped.close()  # deferred: two files are open
             assert a.fileno() != -1

@@ -511,6 +511,7 @@ class _Relay:
 def _probe_socket_file() -> None:
     a, b = socket.socketpair()
     with a, b:
+        b.settimeout(1.0)
         try:
             a._io_refs += 1  # type: ignore[attr-defined]
             file = socket.SocketIO(_Relay(a), "rwb")  # type: ignore[arg-type]

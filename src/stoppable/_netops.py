@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
     from ._netsocket import Socket
 
-# The hot path: a plain socket in blocking mode, where MSG_DONTWAIT makes each try
-# non-blocking without touching the socket. Disabled where the flag does not exist.
 T = TypeVar("T")
 
+# The hot path: a plain socket in blocking mode, where MSG_DONTWAIT makes each try
+# non-blocking without touching the socket. Disabled where the flag does not exist.
 _FAST_CLASS: type | None = socket.socket if DONTWAIT else None
 _TLS_RECORD = 16384  # the largest TLS record payload: sendall's unit on TLS sockets
 
