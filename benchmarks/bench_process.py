@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import Table, ms, percentile, verdict
-from stoppable import StopEvent, Stopped, process
+from stoppable import StopEvent, Stopped, _child, process
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -157,11 +157,11 @@ def exit_table() -> Table:
         process.wait(popen, timeout=LONG, stop=StopEvent())
 
     def ours_polled(popen: subprocess.Popen[bytes]) -> None:
-        saved, process._use_pidfd = process._use_pidfd, False
+        saved, _child._use_pidfd = _child._use_pidfd, False
         try:
             process.wait(popen, timeout=LONG, stop=StopEvent())
         finally:
-            process._use_pidfd = saved
+            _child._use_pidfd = saved
 
     rows: list[tuple[str, str, Callable[[subprocess.Popen[bytes]], object], str]] = [
         ("Popen.wait()", "blocking waitpid (the floor)", lambda p: p.wait(), ""),

@@ -32,10 +32,18 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "queues",
                 "sync",
                 "net",
+                "_netops",
+                "_netconnect",
+                "_netsocket",
                 "http",
                 "process",
+                "_child",
+                "_childio",
                 "signals",
                 "futures",
+                "_futwait",
+                "_tasks",
+                "_threadpool",
                 "_procpool",
                 "_procworker",
                 "_poolimap",
@@ -119,3 +127,27 @@ def test_every_layer_names_modules_that_exist() -> None:
     tops = {module.split(".")[0] for module, _ in _modules()}
     for layer, members in LAYERS:
         assert members <= tops, f"{layer}: no such module {members - tops}"
+
+
+# Public names defined in a family's rooms, which must stay the family's own: shown,
+# named and pickled as ``stoppable.<family>.<name>`` (0.1 defined them there).
+FAMILY_ROOMS = {
+    "net": ("_netops", "_netconnect", "_netsocket"),
+    "futures": ("_futwait", "_tasks", "_threadpool"),
+    "process": ("_child", "_childio"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_ROOMS))
+def test_a_familys_public_names_are_its_own_not_its_rooms(family: str) -> None:
+    import importlib
+    import pickle
+
+    module = importlib.import_module(f"stoppable.{family}")
+    rooms = {f"stoppable.{room}" for room in FAMILY_ROOMS[family]}
+    assert dir(module) == sorted(module.__all__)
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert getattr(value, "__module__", None) not in rooms, f"{family}.{name}"
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert pickle.loads(pickle.dumps(value)) is value  # found by the name it gives

@@ -9,10 +9,13 @@ correctly (only by polling).
 from __future__ import annotations
 
 import _socket
+import concurrent.futures
+import io
 import multiprocessing.pool
 import queue
 import selectors
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -30,10 +33,12 @@ from stoppable import (
     StopEvent,
     Stopped,
     _compat,
+    _futwait,
     _shared,
     futures,
     net,
     queues,
+    scope,
     sync,
 )
 
@@ -47,6 +52,9 @@ PROBES: dict[str, Callable[[], None]] = {
     "EVENT_COND": _compat._probe_event,
     "POOL_RESULT_EVENT": _compat._probe_pool_result,
     "FUTURE_INTERNALS": _compat._probe_future,
+    "SOCKET_ACCEPT": _compat._probe_accept,
+    "SOCKET_FILE": _compat._probe_socket_file,
+    "EXECUTOR_THREADS": _compat._probe_executor_threads,
 }
 
 
@@ -92,6 +100,29 @@ def _break_future(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Future, "set_result", lambda self, result: None)
 
 
+def _break_accept(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = socket.socket.accept
+    monkeypatch.setattr(socket.socket, "_accept", lambda self: original(self))  # a socket, no fd
+
+
+def _break_socket_file_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.SocketIO, "close", io.RawIOBase.close)  # owner not told
+
+
+def _break_socket_io_refs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "close", lambda self: self._real_close())
+
+
+def _break_executor_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = concurrent.futures.ThreadPoolExecutor.__init__
+
+    def init(self: concurrent.futures.ThreadPoolExecutor, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._workers = self.__dict__.pop("_threads")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "__init__", init)
+
+
 BREAKERS: dict[str, tuple[str, Callable[[pytest.MonkeyPatch], None]]] = {
     "Condition._release_save gone": ("CONDITION_PROTOCOL", _break_condition),
     "Condition.notify not releasing": ("CONDITION_PROTOCOL", _break_condition_notify),
@@ -100,6 +131,10 @@ BREAKERS: dict[str, tuple[str, Callable[[pytest.MonkeyPatch], None]]] = {
     "Event.set not notifying": ("EVENT_COND", _break_event),
     "AsyncResult not its event": ("POOL_RESULT_EVENT", _break_pool_result),
     "Future not notifying": ("FUTURE_INTERNALS", _break_future),
+    "socket._accept returning a socket": ("SOCKET_ACCEPT", _break_accept),
+    "SocketIO.close not telling its owner": ("SOCKET_FILE", _break_socket_file_close),
+    "socket.close not waiting for its files": ("SOCKET_FILE", _break_socket_io_refs),
+    "ThreadPoolExecutor._threads renamed": ("EXECUTOR_THREADS", _break_executor_threads),
 }
 
 
@@ -146,7 +181,7 @@ def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     if flag == "QUEUE_INTERNALS":
         queues._use_internals(False)
     if flag == "FUTURE_INTERNALS":
-        monkeypatch.setattr(futures, "_INTERNALS", False)
+        monkeypatch.setattr(_futwait, "_INTERNALS", False)
     previous = stoppable.set_poll_interval(0.02)
     try:
         yield flag
@@ -738,3 +773,123 @@ def test_pool_imap_fallbacks(fallback: str) -> None:
         with pytest.raises(futures.PoolDeadline):
             next(slow)
         pool.terminate()
+
+
+# --- the internals of net and futures ------------------------------------------------------
+
+
+def test_the_future_done_states_are_known_here_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import _base
+
+    assert {_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED} == (
+        _compat.FUTURE_DONE_STATES
+    )
+    assert _futwait._INTERNALS
+    assert _compat._check(_compat._probe_future_states)
+
+    def cancel(self: Future[Any]) -> bool:
+        self._state = "GONE"
+        return True
+
+    monkeypatch.setattr(Future, "cancel", cancel)
+    assert not _compat._check(_compat._probe_future_states)
+
+
+def test_the_wait_result_type_is_the_standard_one_or_the_same_of_our_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import _base
+
+    assert _compat.DONE_AND_NOT_DONE is _base.DoneAndNotDoneFutures
+    monkeypatch.setattr(concurrent.futures, "wait", lambda fs, timeout=None: (set(), set()))
+    ours = _compat._wait_result_type()
+    assert ours is not tuple
+    pair = ours({1}, {2})
+    assert (pair.done, pair.not_done) == ({1}, {2})
+    assert pair == ({1}, {2})
+
+
+def _listener() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    return listener
+
+
+@pytest.mark.parametrize("fallback", ["SOCKET_ACCEPT"], indirect=True)
+def test_accept_fallback(fallback: str) -> None:
+    from .net_servers import tls
+
+    with _listener() as listener, socket.create_connection(listener.getsockname(), LONG) as client:
+        conn, address = net.accept(listener, timeout=LONG)
+        with conn:
+            assert address == client.getsockname()
+            assert type(conn) is socket.socket
+            assert conn.gettimeout() is None  # blocking, as socket.accept gives it
+            client.sendall(b"hi")
+            assert net.recv(conn, 2, timeout=LONG) == b"hi"
+        with pytest.raises(DeadlineExceeded):
+            net.accept(listener, timeout=SHORT)
+        stop_while_blocked(lambda stop: net.accept(listener, timeout=LONG, stop=stop))
+        assert listener.gettimeout() is None  # its mode restored
+    with (
+        tls().server.wrap_socket(_listener(), server_side=True) as listener,
+        socket.create_connection(listener.getsockname(), LONG),
+    ):
+        conn, _ = net.accept(listener, timeout=LONG)
+        with conn:
+            assert isinstance(conn, ssl.SSLSocket)  # not handshaken: the client sent nothing
+
+
+@pytest.mark.parametrize("fallback", ["SOCKET_FILE"], indirect=True)
+def test_socket_file_fallback(fallback: str) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        wrapped = net.Socket(a)
+        with scope(timeout=LONG):
+            f = wrapped.makefile("rwb", buffering=0)
+            assert isinstance(f, _compat._SocketFile)
+            b.sendall(b"first\n")
+            assert f.readline() == b"first\n"
+            assert f.write(b"out") == 3
+            assert net.recv(b, 3, timeout=LONG) == b"out"
+            text = wrapped.makefile("r", encoding="ascii")
+            wrapped.close()  # deferred: two files are open
+            assert a.fileno() != -1
+            b.sendall(b"second\n")
+            assert text.readline() == "second\n"
+            text.close()
+            assert a.fileno() != -1  # one file left
+            f.close()
+            assert a.fileno() == -1  # the last file closed the socket
+    a, b = socket.socketpair()
+    with a, b:
+        f = net.Socket(a).makefile("rb")
+        with pytest.raises(DeadlineExceeded), scope(timeout=SHORT):
+            f.readline()
+        with pytest.raises(OSError, match="timed out"), scope(timeout=LONG):
+            f.readline()  # as SocketIO: a read cut short leaves the buffer unknown
+        f.close()
+        assert a.fileno() != -1  # only a close of the socket closes it
+    assert not _compat._open_files  # nothing left counted
+
+
+@pytest.mark.parametrize("fallback", ["EXECUTOR_THREADS"], indirect=True)
+def test_executor_threads_fallback(fallback: str) -> None:
+    pool = futures.ThreadPoolExecutor(2)
+    assert pool.submit(int, "7").result(LONG) == 7
+    release = threading.Event()
+    started = threading.Event()
+
+    def ignores_its_stop() -> bool:
+        started.set()
+        return release.wait(LONG)
+
+    stuck = pool.submit(ignores_its_stop)
+    assert started.wait(LONG)
+    with pytest.raises(futures.ShutdownDeadline) as timed_out:
+        pool.shutdown(stop=True, timeout=SHORT)
+    assert timed_out.value.unfinished == [stuck]
+    release.set()
+    pool.shutdown(timeout=LONG)  # the task ends: the shutdown with it
+    assert stuck.result(0) is True

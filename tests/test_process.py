@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import stoppable
-from stoppable import DeadlineExceeded, StopEvent, Stopped, process, queues
+from stoppable import DeadlineExceeded, StopEvent, Stopped, _child, process, queues
 
 from .support import LONG, SHORT, WAKE_BOUND, open_fds, start_call, wait_until, wait_until_blocked
 
@@ -56,10 +56,10 @@ CLEANS_UP = (
 def exit_wake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways of noticing a child's exit: the pidfd, and the bounded poll without one."""
     if request.param == "pidfd":
-        if not process._use_pidfd:
+        if not _child._use_pidfd:
             pytest.skip("no pidfd on this system")
     else:
-        monkeypatch.setattr(process, "_use_pidfd", False)
+        monkeypatch.setattr(_child, "_use_pidfd", False)
     return str(request.param)
 
 
@@ -470,7 +470,7 @@ def test_a_child_that_exits_early_is_reaped_at_once(exit_wake: str, fast_polling
 
 
 def test_the_pidfd_wakes_the_wait_without_polling(no_polling: None) -> None:
-    if not process._use_pidfd:
+    if not _child._use_pidfd:
         pytest.skip("no pidfd on this system")
     with subprocess.Popen(
         [PY, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE

@@ -48,6 +48,9 @@ other use goes through the functions here. urllib3's parts are checked by
 loaded before). An overridden hook that urllib3 no longer calls would silently leave
 requests unbounded, so there the only correct fallback is to refuse to load.
 
+The internals of ``net`` and ``futures`` are listed, the same way, with their section
+at the end of this module.
+
 The tests check each flag is true on every supported Python, and force each
 fallback to prove it correct.
 
@@ -85,6 +88,8 @@ listed: it is documented, in every CPython, and the frames it gives are public.
 from __future__ import annotations
 
 import _socket
+import collections
+import concurrent.futures
 import inspect
 import io
 import multiprocessing.pool
@@ -97,6 +102,7 @@ import subprocess
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -878,3 +884,313 @@ def urllib3_default_timeout() -> Any:
     import urllib3
 
     return inspect.signature(urllib3.HTTPConnectionPool.urlopen).parameters["timeout"].default
+
+
+# === net and futures: the internals of their rooms (issue 17) ================================
+#
+# internal                                  used by                      fallback
+# ----------------------------------------  ---------------------------  ----------------------
+# socket._accept()                          net.accept (_netops)         socket.socket.accept,
+#                                                                        its socket detached
+# socket.SocketIO calling its owner's       net.Socket.makefile          a raw file of our own,
+# _decref_socketios(); socket._io_refs                                   and our own count of
+# deferring close()                                                      each socket's files
+# concurrent.futures._base CANCELLED,       futures (_futwait, _tasks)   Future.done() (as for
+# CANCELLED_AND_NOTIFIED, FINISHED                                       FUTURE_INTERNALS)
+# concurrent.futures._base.                 futures.wait (_futwait)      a namedtuple of our
+# DoneAndNotDoneFutures (read as the                                     own, the same fields
+# type wait() returns)
+# ThreadPoolExecutor._threads               ThreadPoolExecutor.shutdown  wait for the tasks'
+#                                           (_threadpool)                futures, not threads
+
+__all__ += [
+    "DONE_AND_NOT_DONE",
+    "EXECUTOR_THREADS",
+    "FUTURE_DONE_STATES",
+    "SOCKET_ACCEPT",
+    "SOCKET_FILE",
+    "close_socket",
+    "executor_threads",
+    "socket_accept",
+    "socket_file",
+    "socket_file_closed",
+]
+
+
+# --- socket.socket._accept: the accepted descriptor, with no socket object made ------------
+
+
+def _probe_accept() -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener, client:
+        listener.bind("")  # an address of its own in the abstract namespace (Linux)
+        listener.listen(1)
+        listener.setblocking(False)
+        client.connect(listener.getsockname())
+        fd, _address = listener._accept()  # type: ignore[attr-defined]
+        try:
+            assert isinstance(fd, int)
+            client.sendall(b"x")
+            assert os.read(fd, 1) == b"x"  # the descriptor of the accepted connection
+        finally:
+            os.close(fd)
+
+
+SOCKET_ACCEPT: bool = _check(_probe_accept)
+"""``socket._accept()`` returns ``(fd, address)`` of the accepted connection."""
+
+
+def socket_accept(sock: socket.socket) -> tuple[int, Any]:
+    """Accept a connection on ``sock`` (which must not block): its descriptor and address.
+
+    ``socket._accept`` makes no socket object for the connection, which
+    ``net.accept`` builds itself; the fallback takes the public ``accept`` of the
+    plain socket class (on a TLS listener too: no handshake) and detaches its socket.
+    """
+    if SOCKET_ACCEPT:
+        accepted: tuple[int, Any] = sock._accept()  # type: ignore[attr-defined]
+        return accepted
+    conn, address = socket.socket.accept(sock)  # pragma: no cover - forced by the tests
+    return conn.detach(), address  # pragma: no cover - forced by the tests
+
+
+# --- socket.SocketIO and a socket's count of open files (makefile) ------------------------
+
+
+class _Relay:
+    """The socket-like owner ``SocketIO`` reads through, as ``net.Socket`` is, for the probe."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def recv_into(self, buffer: Any) -> int:
+        return self.sock.recv_into(buffer)
+
+    def send(self, data: Any) -> int:
+        return self.sock.send(data)
+
+    def _decref_socketios(self) -> None:
+        self.sock._decref_socketios()  # type: ignore[attr-defined]
+
+
+def _probe_socket_file() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(1.0)
+        try:
+            a._io_refs += 1  # type: ignore[attr-defined]
+            file = socket.SocketIO(_Relay(a), "rwb")  # type: ignore[arg-type]
+            b.sendall(b"x")
+            buffer = bytearray(1)
+            assert file.readinto(buffer) == 1
+            assert buffer == b"x"
+            assert file.write(b"y") == 1
+            assert b.recv(1) == b"y"
+            fd = a.fileno()
+            a.close()  # a file is open: the descriptor stays open
+            assert a.fileno() == fd
+            os.fstat(fd)
+            file.close()  # the last file: the close happens now
+            assert a.fileno() == -1
+        finally:
+            left = a.detach()  # however the internal behaved, the descriptor is closed
+            if left != -1:
+                os.close(left)
+
+
+SOCKET_FILE: bool = _check(_probe_socket_file)
+"""``SocketIO`` reads and writes through its owner and, closed, calls the owner's
+``_decref_socketios()``; ``socket._io_refs`` defers ``close()`` until the last file closes."""
+
+
+class _SocketFile(io.RawIOBase):
+    """``socket.SocketIO``'s work, where it is not as relied on: I/O through ``owner``."""
+
+    def __init__(self, owner: Any, sock: socket.socket, mode: str) -> None:
+        super().__init__()
+        self._owner, self._sock = owner, sock
+        self._reading, self._writing = "r" in mode, "w" in mode
+        self._timed_out = False
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._checkClosed()
+        if not self._reading:
+            raise io.UnsupportedOperation("not readable")
+        if self._timed_out:  # as SocketIO: what the buffer holds is no longer known
+            raise OSError("cannot read from timed out object")
+        try:
+            count: int = self._owner.recv_into(buffer)
+        except BlockingIOError:
+            return None
+        except TimeoutError:
+            self._timed_out = True
+            raise
+        return count
+
+    def write(self, data: Any) -> int | None:
+        self._checkClosed()
+        if not self._writing:
+            raise io.UnsupportedOperation("not writable")
+        try:
+            count: int = self._owner.send(data)
+        except BlockingIOError:
+            return None
+        return count
+
+    def readable(self) -> bool:
+        self._checkClosed()
+        return self._reading
+
+    def writable(self) -> bool:
+        self._checkClosed()
+        return self._writing
+
+    def fileno(self) -> int:
+        self._checkClosed()
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        socket_file_closed(self._sock)
+
+
+# The fallback's count: the open files of each socket, and the sockets closed meanwhile.
+_open_files: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()
+_close_when_done: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+_files_lock = threading.Lock()
+
+
+def socket_file(owner: Any, sock: socket.socket, mode: str) -> io.RawIOBase:
+    """A raw file reading and writing through ``owner`` (a wrapper of ``sock``).
+
+    Counted as ``socket.makefile`` counts its files: ``close_socket(sock)`` is
+    deferred until the last is closed. Closing it calls ``owner._decref_socketios()``
+    (``SocketIO``'s protocol), which must call ``socket_file_closed(sock)``.
+    """
+    if SOCKET_FILE:
+        sock._io_refs += 1  # type: ignore[attr-defined]
+        return socket.SocketIO(owner, mode)  # type: ignore[arg-type]
+    with _files_lock:  # pragma: no cover - forced by the tests
+        _open_files[sock] = _open_files.get(sock, 0) + 1
+    return _SocketFile(owner, sock, mode)  # pragma: no cover - forced by the tests
+
+
+def socket_file_closed(sock: socket.socket) -> None:
+    """One file of ``sock`` was closed: close ``sock`` now if a close waited for it."""
+    if SOCKET_FILE:
+        sock._decref_socketios()  # type: ignore[attr-defined]
+        return
+    with _files_lock:  # pragma: no cover - forced by the tests
+        left = _open_files.get(sock, 1) - 1
+        if left > 0:
+            _open_files[sock] = left
+            return
+        _open_files.pop(sock, None)
+        closing = sock in _close_when_done
+        _close_when_done.discard(sock)
+    if closing:  # pragma: no cover - forced by the tests
+        sock.close()
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Close ``sock``, or, while files made by ``socket_file`` are open, when the last closes."""
+    if not SOCKET_FILE:  # pragma: no cover - forced by the tests
+        with _files_lock:
+            if _open_files.get(sock, 0) > 0:
+                _close_when_done.add(sock)
+                return
+    sock.close()
+
+
+# --- concurrent.futures._base: a done Future's states; wait()'s result type -----------------
+
+
+def _probe_future_states() -> None:
+    from concurrent.futures import _base
+
+    cancelled: Future[int] = Future()
+    assert cancelled.cancel()
+    assert cancelled._state == _base.CANCELLED
+    notified: Future[int] = Future()
+    notified.cancel()
+    assert not notified.set_running_or_notify_cancel()
+    assert notified._state == _base.CANCELLED_AND_NOTIFIED
+    finished: Future[int] = Future()
+    finished.set_result(1)
+    assert finished._state == _base.FINISHED
+    done = {_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED}
+    running: Future[int] = Future()
+    assert Future()._state not in done
+    assert running.set_running_or_notify_cancel()
+    assert running._state not in done
+
+
+def _future_done_states() -> frozenset[str]:
+    from concurrent.futures import _base
+
+    return frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED})
+
+
+FUTURE_DONE_STATES: frozenset[str] = (
+    _future_done_states() if FUTURE_INTERNALS and _check(_probe_future_states) else frozenset()
+)
+"""The ``Future._state`` values of a done (or cancelled) future; empty where they are not
+as relied on, or ``FUTURE_INTERNALS`` is false: ``futures`` then asks ``done()``."""
+
+
+def _probe_wait_result(kind: Any) -> None:
+    made = kind({1}, {2})
+    assert made.done == {1}
+    assert made.not_done == {2}
+    assert tuple(made) == ({1}, {2})
+
+
+def _wait_result_type() -> Any:
+    """``concurrent.futures._base.DoneAndNotDoneFutures``, read as what ``wait()`` returns.
+
+    Where that is not a ``(done, not_done)`` named pair, one of our own, the same.
+    """
+    kind: Any = type(concurrent.futures.wait((), timeout=0))
+    if _check(lambda: _probe_wait_result(kind)):
+        return kind
+    return collections.namedtuple("DoneAndNotDoneFutures", "done not_done")
+
+
+DONE_AND_NOT_DONE: Any = _wait_result_type()
+"""The type ``concurrent.futures.wait`` returns: ``(done, not_done)`` with those names."""
+
+
+# --- concurrent.futures.ThreadPoolExecutor._threads: the executor's worker threads --------------
+
+
+def _probe_executor_threads() -> None:
+    # No task is submitted: importing stoppable must start no thread.
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        threads = executor._threads
+        assert isinstance(threads, set)
+        assert not threads
+    finally:
+        executor.shutdown(wait=False)
+
+
+EXECUTOR_THREADS: bool = _check(_probe_executor_threads)
+"""A ``ThreadPoolExecutor`` lists the worker threads it started in ``_threads``."""
+
+
+def executor_threads(
+    executor: concurrent.futures.ThreadPoolExecutor,
+) -> list[threading.Thread] | None:
+    """The worker threads ``executor`` started, or ``None`` where they cannot be known.
+
+    ``None`` leaves the caller to wait for the executor's tasks instead of its threads.
+    """
+    if not EXECUTOR_THREADS:
+        return None  # pragma: no cover - forced by the tests
+    threads = getattr(executor, "_threads", None)
+    if not isinstance(threads, set):
+        return None  # pragma: no cover - an executor that changed since the check
+    return [thread for thread in list(threads) if isinstance(thread, threading.Thread)]

@@ -48,18 +48,13 @@ it is re-exported here for code written against 0.1.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import math
 import os
-import select
-import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import IO, Any, Final, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Union
 
-from . import _compat, _limits
+from ._child import _Child, _terminate
+from ._childio import _bytes_input, _close_all, _encode_input, _Pipes
 from ._errors import DeadlineExceeded, Stopped
 from ._limits import (
     Limits,
@@ -70,7 +65,7 @@ from ._limits import (
     validate_timeout,
     validate_wait_timeout,
 )
-from ._wait import MAX_BLOCK, NOT_YET, WAKE_BY_FD, NotYet, StopFds, wait_loop
+from ._wait import WAKE_BY_FD, StopFds, wait_loop
 from .signals import stop_on_signals
 
 __all__ = [
@@ -87,20 +82,6 @@ __all__ = [
 KILL_AFTER: Final = 1.0
 """Default grace, in seconds, between ``SIGTERM`` and ``SIGKILL`` for a child being ended."""
 
-# After SIGKILL a process ends within microseconds unless it is stuck in the kernel
-# (uninterruptible I/O on a dead NFS server); then it is left to the standard
-# library's own reaper (subprocess reaps finished children when it next starts one).
-_REAP_AFTER_KILL = 10.0
-# Reading what an ended child left in its pipes stops when nothing more is ready at
-# once (a grandchild may hold a pipe open) or after this long (one may keep writing).
-_DRAIN_FOR = 0.1
-_CHUNK = 65536
-
-_POLLIN: Final = select.POLLIN
-_POLLOUT: Final = select.POLLOUT
-
-# Whether to wake by pidfd; set to False to use the bounded poll (tests do, to cover it).
-_use_pidfd: bool = hasattr(os, "pidfd_open")
 
 Args = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Sequence[Any]]
 
@@ -185,306 +166,6 @@ class ProcessStopped(Stopped):
     @stdout.setter
     def stdout(self, value: bytes | None) -> None:
         self.output = value
-
-
-# --- the child and its pipes ------------------------------------------------------
-
-
-def _ms(seconds: float) -> int:
-    # Rounded up: a remainder below 1 ms must still block, not spin. At most a day:
-    # poll() takes an int of milliseconds, and the callers loop while time is left.
-    return math.ceil(min(seconds, MAX_BLOCK) * 1000) if seconds > 0 else 0
-
-
-def _open_pidfd(popen: subprocess.Popen[Any]) -> int | None:
-    """A pidfd for the child, or ``None`` (no pidfd here, or the child is already reaped).
-
-    Opened under the ``Popen``'s own waitpid lock where it is free, so the child cannot
-    be reaped, and its pid reused, between the check and the open.
-    """
-    if not _use_pidfd or popen.returncode is not None:
-        return None
-    lock = _compat.popen_waitpid_lock(popen)
-    locked = lock is not None and lock.acquire(False)
-    try:
-        if popen.returncode is not None:
-            return None
-        return os.pidfd_open(popen.pid)
-    except OSError:  # ESRCH: reaped by someone else; ENOSYS/EPERM: no pidfds here
-        return None
-    finally:
-        if locked:
-            lock.release()
-
-
-class _Child:
-    """A child process being waited on: its ``Popen`` and, where it can have one, a pidfd."""
-
-    __slots__ = ("pidfd", "popen")
-
-    def __init__(self, popen: subprocess.Popen[Any]) -> None:
-        self.popen = popen
-        self.pidfd = _open_pidfd(popen)
-
-    def exit_step(self, stop_fds: Iterable[int]) -> Callable[[float], int | NotYet]:
-        """A blocking step for ``wait_loop``: the exit status, or ``NOT_YET``.
-
-        Blocks at most ``seconds`` in a ``poll`` of the pidfd and ``stop_fds``; without a
-        pidfd, at most one backoff delay (1 ms doubling to the poll interval) of a
-        ``poll`` of ``stop_fds``, so a stop still wakes it at once.
-        """
-        popen, pidfd = self.popen, self.pidfd
-        poller = select.poll()
-        for fd in stop_fds:
-            poller.register(fd, _POLLIN)
-        if pidfd is not None:
-            poller.register(pidfd, _POLLIN)
-        interval = _limits.get_poll_interval()
-        delay = 0.0005
-
-        def attempt(seconds: float) -> int | NotYet:
-            nonlocal delay
-            code = popen.poll()
-            if code is not None:
-                return code
-            if seconds <= 0:
-                return NOT_YET
-            if pidfd is None:
-                delay = min(delay * 2, interval)
-                poller.poll(_ms(min(seconds, delay)))
-                code = popen.poll()
-            elif any(fd == pidfd for fd, _ in poller.poll(_ms(seconds))):
-                code = popen.poll()
-                if code is None:
-                    # It has exited, but another thread holds the Popen's waitpid lock
-                    # (it is reaping the child): wait for that lock, not in a spin.
-                    lock = _compat.popen_waitpid_lock(popen)
-                    if lock is not None and lock.acquire(True, min(seconds, interval)):
-                        lock.release()
-                    else:
-                        time.sleep(min(seconds, 0.001))
-                    code = popen.poll()
-            return NOT_YET if code is None else code
-
-        return attempt
-
-    def wait_for_exit(self, seconds: float) -> bool:
-        """Wait at most ``seconds`` (no stop can cut it short); whether it was reaped."""
-        step = self.exit_step(())
-        deadline = time.monotonic() + seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if step(max(remaining, 0.0)) is not NOT_YET:
-                return True
-            if remaining <= 0:
-                return False
-
-    def send(self, sig: int) -> None:
-        """Send ``sig`` unless the child is known to have exited; by pidfd where there is one."""
-        popen = self.popen
-        if popen.poll() is not None:
-            return
-        if self.pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):  # exited since the poll
-                signal.pidfd_send_signal(self.pidfd, sig)
-        else:
-            popen.send_signal(sig)
-
-    def end(self, kill_after: float) -> None:
-        """``SIGTERM``, up to ``kill_after`` s of grace, ``SIGKILL``; then reap."""
-        if self.popen.poll() is not None:
-            return
-        try:
-            if kill_after > 0:
-                self.send(signal.SIGTERM)
-                self.wait_for_exit(kill_after)
-        finally:  # also if interrupted during the grace (a second Ctrl-C)
-            if self.popen.poll() is None:
-                self.send(signal.SIGKILL)
-                self.wait_for_exit(_REAP_AFTER_KILL)
-
-    def close(self) -> None:
-        """Close the pidfd."""
-        pidfd, self.pidfd = self.pidfd, None
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-class _Pipes:
-    """The child's pipes during ``communicate``: the input still to write, the output so far."""
-
-    def __init__(self, popen: subprocess.Popen[Any], data: bytes | None) -> None:
-        self.out: list[bytes] | None = None if popen.stdout is None else []
-        self.err: list[bytes] | None = None if popen.stderr is None else []
-        # How each captured stream is decoded at the end (text mode), read up front:
-        # the streams are closed by then.
-        self.decode: dict[str, tuple[str, str] | None] = {}
-        self.readers: dict[int, tuple[IO[Any], list[bytes]]] = {}
-        for name, stream, chunks in (
-            ("out", popen.stdout, self.out),
-            ("err", popen.stderr, self.err),
-        ):
-            if stream is None:
-                continue
-            self.decode[name] = (
-                (stream.encoding, stream.errors or "strict")
-                if isinstance(stream, io.TextIOWrapper)
-                else None
-            )
-            if chunks is not None and not stream.closed:
-                self.readers[stream.fileno()] = (stream, chunks)
-        self.stdin: IO[Any] | None = None
-        self.stdin_fd = -1
-        self.flushing = False
-        self.input = memoryview(data) if data else None
-        self.offset = 0
-        self.poller = select.poll()
-        if popen.stdin is not None and not popen.stdin.closed:
-            self.stdin = popen.stdin
-            self.stdin_fd = popen.stdin.fileno()
-            self.flushing = True  # anything the caller wrote to it first goes out first
-            os.set_blocking(self.stdin_fd, False)
-        for fd in self.readers:
-            self.poller.register(fd, _POLLIN)
-
-    def pending(self) -> bool:
-        """Whether there is input left to write or output left to read."""
-        return bool(self.readers) or self.stdin is not None
-
-    def step(self, stop_fds: Iterable[int]) -> Callable[[float], bool | NotYet]:
-        """A blocking step for ``wait_loop``: move data until every pipe is done."""
-        for fd in stop_fds:
-            self.poller.register(fd, _POLLIN)
-        self.write()  # what fits now; the rest when the pipe has room
-        if self.stdin is not None:
-            self.poller.register(self.stdin_fd, _POLLOUT)
-
-        def attempt(seconds: float) -> bool | NotYet:
-            if not self.pending():
-                return True
-            for fd, _ in self.poller.poll(_ms(seconds)):
-                if fd in self.readers:
-                    self.read(fd)
-                elif fd == self.stdin_fd and self.stdin is not None:
-                    self.write()
-            return NOT_YET if self.pending() else True
-
-        return attempt
-
-    def read(self, fd: int) -> None:
-        stream, chunks = self.readers[fd]
-        try:
-            data = os.read(fd, _CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            chunks.append(data)
-            return
-        self.poller.unregister(fd)
-        del self.readers[fd]
-        stream.close()
-
-    def write(self) -> None:
-        stdin = self.stdin
-        if stdin is None:
-            return
-        try:
-            if self.flushing:
-                stdin.flush()
-                self.flushing = False
-            data = self.input
-            while data is not None and self.offset < len(data):
-                self.offset += os.write(self.stdin_fd, data[self.offset : self.offset + _CHUNK])
-        except BlockingIOError:
-            return  # the pipe is full: go on when poll says it has room
-        except BrokenPipeError:
-            pass  # the child stopped reading: the rest is dropped, as subprocess does
-        self.close_stdin()
-
-    def close_stdin(self) -> None:
-        stdin, self.stdin = self.stdin, None
-        if stdin is None:
-            return
-        with contextlib.suppress(KeyError):
-            self.poller.unregister(self.stdin_fd)
-        # OSError: unflushed data the child will never read; the fd is closed all the same.
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-    def drain(self) -> None:
-        """Read what an ended child left in the pipes, without waiting for more."""
-        until = time.monotonic() + _DRAIN_FOR
-        poller = select.poll()
-        for fd in self.readers:
-            poller.register(fd, _POLLIN)
-        while self.readers and time.monotonic() < until:
-            ready = poller.poll(0)
-            if not ready:
-                break  # a grandchild holds the pipe open but writes nothing
-            for fd, _ in ready:
-                if fd in self.readers:
-                    self.read(fd)
-                    if fd not in self.readers:
-                        poller.unregister(fd)
-
-    def close(self) -> None:
-        """Close every pipe this call still has open."""
-        self.close_stdin()
-        for fd in list(self.readers):
-            stream, _ = self.readers.pop(fd)
-            stream.close()
-
-    def raw(self) -> tuple[bytes | None, bytes | None]:
-        """The output so far, as bytes (``None`` for a stream not captured)."""
-        return (
-            None if self.out is None else b"".join(self.out),
-            None if self.err is None else b"".join(self.err),
-        )
-
-    def results(self) -> tuple[Any, Any]:
-        """The complete output, decoded (with universal newlines) in text mode."""
-        out, err = self.raw()
-        return _decode(out, self.decode.get("out")), _decode(err, self.decode.get("err"))
-
-
-def _decode(data: bytes | None, how: tuple[str, str] | None) -> Any:
-    if data is None or how is None:
-        return data
-    # As subprocess does in text mode: decode, then universal newlines.
-    return data.decode(*how).replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _encode_input(popen: subprocess.Popen[Any], data: Any) -> bytes | None:
-    """The input as bytes, or a clear error before any I/O."""
-    if data is None:
-        return None
-    if popen.stdin is None:
-        raise ValueError("input was given, but the child's stdin is not a pipe (stdin=PIPE)")
-    if isinstance(popen.stdin, io.TextIOWrapper):
-        if not isinstance(data, str):
-            raise TypeError(f"input must be str in text mode, got {type(data).__name__}")
-        return data.encode(popen.stdin.encoding, popen.stdin.errors or "strict")
-    return _bytes_input(data)
-
-
-def _bytes_input(data: object) -> bytes:
-    """Binary-mode input as bytes: only a bytes-like object, as ``subprocess`` takes.
-
-    ``bytes(5)`` would be five NUL bytes and ``bytes([65, 66])`` b"AB": neither is
-    what was meant, so anything without the buffer protocol is refused.
-    """
-    if isinstance(data, str):
-        raise TypeError("input must be bytes (str needs text=True), got str")
-    try:
-        with memoryview(data) as view:  # type: ignore[arg-type]
-            return view.tobytes()
-    except TypeError:
-        raise TypeError(
-            f"input must be a bytes-like object (bytes, bytearray, memoryview), "
-            f"got {type(data).__name__}"
-        ) from None
 
 
 def _describe(args: Args, pid: int | None = None) -> str:
@@ -719,21 +400,6 @@ def run(
 
 
 _TEXT_MODE_KEYS = ("text", "encoding", "errors", "universal_newlines")
-
-
-def _close_all(popen: subprocess.Popen[Any]) -> None:
-    for stream in (popen.stdin, popen.stdout, popen.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-
-
-def _terminate(popen: subprocess.Popen[Any], kill_after: float) -> None:
-    child = _Child(popen)
-    try:
-        child.end(kill_after)
-    finally:
-        child.close()
 
 
 def terminate(popen: subprocess.Popen[Any], *, kill_after: float = KILL_AFTER) -> int:
