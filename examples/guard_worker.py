@@ -4,20 +4,27 @@ Run it, then stop it as an orchestrator would (``kill -TERM <pid>``, or Ctrl-C):
 
     python examples/guard_worker.py --workers 2 --jobs 10 --upload-delay 0.3
 
-Each worker thread takes a job from a Redis list with redis-py's ``BLPOP`` (no
-timeout: it waits until a job comes), then uploads a result with botocore's S3
-``put_object``. Neither client takes a stop, and their own limits are long (BLPOP 0
-waits forever; botocore reads for 60 s, four times over with its retries). Two
-guards make them bounded and stoppable, unchanged:
+Each worker thread takes a job from a Redis list with redis-py's ``BLMOVE`` (no
+timeout: it waits until a job comes), which moves it into the worker's own
+"processing" list, then uploads a result with botocore's S3 ``put_object``. Neither
+client takes a stop, and their own limits are long (BLMOVE 0 waits forever; botocore
+reads for 60 s, four times over with its retries). Two guards make them bounded and
+stoppable, unchanged:
 
-- ``with stoppable.guard(stop=stop):`` around the ``BLPOP``: a SIGTERM ends the
+- ``with stoppable.guard(stop=stop):`` around the ``BLMOVE``: a SIGTERM ends the
   wait at once (``Stopped``), and redis-py drops the interrupted connection, so
   the client's next command works;
 - ``with stoppable.guard(timeout=--deadline, stop=stop):`` around the upload: an
   upload that outlasts the deadline ends with ``DeadlineExceeded`` (botocore's
   retries included) and its job goes back in the list; a SIGTERM ends it at once,
-  and its job goes back once every worker has stopped (so that no worker still in
-  BLPOP takes it).
+  and its job goes back once every worker has stopped (so that no worker still
+  waiting takes it).
+
+Why ``BLMOVE`` and not ``BLPOP``: a stop can come after Redis has handed a job out
+and before the client has read the reply. The guard ends the read, the connection
+is dropped, and with ``BLPOP`` that job would be gone. With ``BLMOVE`` it is in the
+worker's processing list, and goes back with the others at the end. A guard bounds
+and stops a client's calls; what a call already did on the server stays done.
 
 ``stoppable.process.stop_on_signals`` turns SIGTERM/SIGINT into ``stop.set()``. Every worker
 prints where the stop found it and how long after the signal it had stopped; the
@@ -56,6 +63,13 @@ from stoppable import DeadlineExceeded, StopEvent, Stopped
 from stoppable.process import stop_on_signals
 
 QUEUE = "guard-worker:jobs"
+
+
+def processing(worker: str) -> str:
+    """The list holding ``worker``'s job while it works on it."""
+    return f"guard-worker:processing:{worker}"
+
+
 LONG = 30.0  # bounds set-up and clean-up steps
 
 
@@ -150,7 +164,6 @@ class Tally:
 
     done: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
-    interrupted: list[str] = field(default_factory=list)  # by the stop, mid-upload
     stopped: dict[str, str] = field(default_factory=dict)  # worker -> where it was
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -168,11 +181,23 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def requeue(client: redis.Redis, job: str) -> None:
-    """Put ``job`` back at the head of the list: a guard with a deadline and no stop
-    (the stop is set by now), so the push itself is bounded but not refused."""
+def give_back(client: redis.Redis, worker: str) -> list[str]:
+    """Move ``worker``'s jobs back to the head of the queue; return them.
+
+    A guard with a deadline and no stop (the stop may be set by now): the moves are
+    bounded but not refused. Each ``LMOVE`` is atomic: a job is in one list or the other.
+    """
+    moved = []
     with stoppable.guard(timeout=LONG):
-        client.lpush(QUEUE, job)
+        while (job := client.lmove(processing(worker), QUEUE, "RIGHT", "LEFT")) is not None:
+            moved.append(_text(job))
+    return moved
+
+
+def finish(client: redis.Redis, worker: str, job: str) -> None:
+    """Drop ``job`` from ``worker``'s processing list: it is done."""
+    with stoppable.guard(timeout=LONG):
+        client.lrem(processing(worker), 1, job)
 
 
 def work(
@@ -183,16 +208,16 @@ def work(
     deadline: float,
     tally: Tally,
 ) -> None:
-    """Take jobs until the stop: BLPOP, then an upload, each inside a guard."""
+    """Take jobs until the stop: BLMOVE, then an upload, each inside a guard."""
     while True:
         try:
             with stoppable.guard(stop=stop):
-                popped = client.blpop([QUEUE], timeout=0)
+                taken = client.blmove(QUEUE, processing(name), 0, "LEFT", "RIGHT")
         except Stopped:
-            tally.stopped[name] = "waiting for a job (redis BLPOP)"
+            tally.stopped[name] = "waiting for a job (redis BLMOVE)"
             return
-        assert popped is not None  # BLPOP 0 returns a job or waits
-        job = _text(popped[1])
+        assert taken is not None  # BLMOVE 0 returns a job or waits
+        job = _text(taken)
         say(f"{name} uploading {job}")
         started = time.monotonic()
         try:
@@ -200,13 +225,14 @@ def work(
                 s3.put_object(Bucket="results", Key=job, Body=f"result of {job}".encode())
         except DeadlineExceeded:
             say(f"{name} {job}: upload deadline passed after {time.monotonic() - started:.2f} s")
-            requeue(client, job)
-            tally.note("requeued", job)
+            for moved in give_back(client, name):
+                tally.note("requeued", moved)
             continue
         except Stopped:
-            tally.note("interrupted", job)  # requeued once every worker has stopped
+            # The job stays in this worker's processing list until every worker stopped.
             tally.stopped[name] = f"uploading {job} (botocore put_object)"
             return
+        finish(client, name, job)
         say(f"{name} uploaded {job} in {time.monotonic() - started:.2f} s")
         tally.note("done", job)
 
@@ -227,21 +253,22 @@ def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
     stand_in = S3StandIn(args.upload_delay)
     feeder = redis.Redis.from_url(redis_url)
     jobs = [f"job-{index}" for index in range(args.jobs)]
+    names = [f"w{index}" for index in range(args.workers)]
     with stoppable.guard(timeout=LONG):
-        feeder.delete(QUEUE)
+        feeder.delete(QUEUE, *map(processing, names))
         if jobs:
             feeder.rpush(QUEUE, *jobs)
     tally = Tally()
     signals = stop_on_signals()
     with signals as stop:
         # One botocore client for every thread (they are thread-safe, and slow to build);
-        # a redis-py client each, so that each BLPOP has its own connection.
+        # a redis-py client each, so that each BLMOVE has its own connection.
         s3 = s3_client(stand_in.url)
         threads = [
             threading.Thread(
                 target=work,
                 args=(
-                    f"w{index}",
+                    name,
                     stop,
                     # No socket timeout (redis-py's default is 5 s): the guards bound it.
                     redis.Redis.from_url(redis_url, socket_timeout=None),
@@ -249,9 +276,9 @@ def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
                     args.deadline,
                     tally,
                 ),
-                name=f"w{index}",
+                name=name,
             )
-            for index in range(args.workers)
+            for name in names
         ]
         for thread in threads:
             thread.start()
@@ -263,10 +290,11 @@ def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
             say(f"{thread.name} stopped after {(time.monotonic() - signalled_at) * 1000:.1f} ms")
     for name, where in sorted(tally.stopped.items()):
         say(f"{name} was {where}")
-    # Only now: a worker still blocked in BLPOP could have taken a job pushed earlier.
-    for job in tally.interrupted:
-        requeue(feeder, job)
-        tally.note("requeued", job)
+    # Only now: a worker still waiting could have taken a job given back earlier. This
+    # also returns a job Redis handed out as the stop ended a wait (the reply unread).
+    for name in names:
+        for job in give_back(feeder, name):
+            tally.note("requeued", job)
     stand_in.close()
     with stoppable.guard(timeout=LONG):
         queued = [_text(item) for item in feeder.lrange(QUEUE, 0, -1)]

@@ -81,7 +81,7 @@ def test_sigterm_stops_workers_blocked_in_botocore_and_in_redis_at_once(
     redis_server: RedisServer, workers: list[Worker]
 ) -> None:
     # 3 workers, 2 jobs, uploads that never finish: two workers are in botocore's
-    # put_object (its own limit: 60 s reads, retried), one in BLPOP 0 (no limit at all).
+    # put_object (its own limit: 60 s reads, retried), one in BLMOVE 0 (no limit at all).
     forever = str(LONG * 10)
     worker = Worker(
         redis_server.url,
@@ -102,7 +102,7 @@ def test_sigterm_stops_workers_blocked_in_botocore_and_in_redis_at_once(
     assert sorted(summary["requeued"]) == ["job-0", "job-1"]
     assert sorted(summary["queued"]) == ["job-0", "job-1"]  # nothing lost
     assert sum("was uploading job-" in line for line in lines) == 2, lines
-    assert sum("was waiting for a job (redis BLPOP)" in line for line in lines) == 1, lines
+    assert sum("was waiting for a job (redis BLMOVE)" in line for line in lines) == 1, lines
 
 
 def test_an_upload_past_its_deadline_is_requeued(
@@ -134,4 +134,4 @@ def test_jobs_are_done_until_the_sigterm(redis_server: RedisServer, workers: lis
     assert exited_after < EXIT_BOUND, lines
     assert sorted(summary["done"]) == ["job-0", "job-1", "job-2", "job-3"]
     assert summary["queued"] == []
-    assert sum("was waiting for a job (redis BLPOP)" in line for line in lines) == 2, lines
+    assert sum("was waiting for a job (redis BLMOVE)" in line for line in lines) == 2, lines
