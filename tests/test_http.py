@@ -249,6 +249,25 @@ def test_a_bad_timeout_is_the_value_error_requests_and_urllib3_raise(
                 call()
 
 
+@pytest.mark.parametrize("bad", ["foo", "1", True, b"1", [1]])
+def test_a_timeout_that_is_not_a_number_is_refused_in_urllib3s_words(bad: object) -> None:
+    # Code that matches the message requests and urllib3 give (their users' except
+    # clauses and tests) still matches; stoppable's own words follow, naming timeout=.
+    with pytest.raises(ValueError) as upstream:
+        urllib3.util.Timeout(connect=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as requests_error:
+        requests.get("http://127.0.0.1:9/", timeout=bad)  # type: ignore[arg-type]
+    assert str(requests_error.value) == str(upstream.value)
+    for call in (
+        lambda: http.get("http://127.0.0.1:9/", timeout=bad),  # type: ignore[arg-type]
+        lambda: http.PoolManager().request("GET", "http://127.0.0.1:9/", timeout=bad),
+    ):
+        with pytest.raises(http.InvalidTimeout) as ours:
+            call()
+        assert str(ours.value).startswith(str(upstream.value))
+        assert "timeout must be a number of seconds" in str(ours.value)
+
+
 def test_timeout_errors_are_shaped_as_upstreams(server: HTTPServer) -> None:
     # requests' errors wrap urllib3's: e.args[0].args[0] is its message.
     with pytest.raises(http.ReadDeadline) as info:

@@ -141,10 +141,18 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     try:
         return validate_timeout(timeout, what)
     except TypeError as exc:
-        # In requests' and urllib3's words too: what their users may look for.
-        raise InvalidTimeout(
-            f"{exc}; it must be an int, float or None (None: the default total, if any)"
-        ) from None
+        raise InvalidTimeout(f"{_upstream_words(timeout)} ({exc})") from None
+
+
+def _upstream_words(timeout: object) -> str:
+    """urllib3's message for a timeout that is not a number (requests passes it on).
+
+    Word for word, so that code matching it (``pytest.raises(match=)``, an ``except``
+    that reads the message) works unchanged; stoppable's own words follow it.
+    """
+    if isinstance(timeout, bool):
+        return "Timeout cannot be a boolean value. It must be an int, float or None."
+    return f"Timeout value connect was {timeout}, but it must be an int, float or None."
 
 
 class InvalidTimeout(TypeError, ValueError):
@@ -156,6 +164,8 @@ class InvalidTimeout(TypeError, ValueError):
 
     A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
     requests and urllib3 raise for the same value: existing ``except`` clauses work.
+    For a value that is not a number, the message begins with urllib3's own words
+    (which requests passes on), so code matching them works too.
     """
 
 
