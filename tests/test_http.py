@@ -599,7 +599,9 @@ def test_redirects_share_the_deadline(server: HTTPServer) -> None:
         assert len(response.history) == 3
         started = time.monotonic()
         # Each hop answers in 0.15 s, well within a per-hop timeout; five take 0.75 s.
-        with pytest.raises(http.ReadDeadline):
+        # (Which phase the deadline falls in depends on the machine's load: on a busy
+        # one it may pass between two hops, before the next is sent.)
+        with pytest.raises(http.RequestDeadline):
             session.get(f"{server.url}/hops?n=5&delay=0.15", timeout=0.4)
         assert time.monotonic() - started < 0.4 + OVERSHOOT
 

@@ -39,13 +39,24 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
 ``urllib3.util.timeout.``              ``http._budget``,            none needed: read as
 ``_DEFAULT_TIMEOUT``                   ``http._pool``               the public default of
                                                                     ``urlopen(timeout=)``
+``Timeout._connect``, ``_read``        ``http._budget`` (is a       the ``Timeout`` is
+                                       ``Timeout`` a total only?)   refused, as one with
+                                                                    limits of its own
+``HTTPConnectionPool.pool`` (its       ``http._pool`` (a            urllib3's own
+queue of free connections)             ``pool_block`` wait)         ``_get_conn`` in slices
+``HTTPConnection._response_options``   ``http._connection`` (the    urllib3 preloads the
+                                       body read in its phase)      body (the error names
+                                                                    the headers phase)
+``HTTPConnection._dns_host``           ``http._connection``         ``host`` (trailing dot
+                                                                    dropped)
+``util.ssl_._is_key_file_encrypted``   ``http._tls``                the same test here
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
 the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
 other use goes through the functions here. urllib3's parts are checked by
-``check_urllib3()``, which the HTTP family calls when it is imported (urllib3 is not
-loaded before). An overridden hook that urllib3 no longer calls would silently leave
+``check_urllib3()`` and ``check_http()``, which the HTTP family calls when it is
+imported (urllib3 is not loaded before). An overridden hook that urllib3 no longer calls would silently leave
 requests unbounded, so there the only correct fallback is to refuse to load.
 
 The internals of ``net`` and ``futures`` are listed, the same way, with their section
@@ -1194,3 +1205,173 @@ def executor_threads(
     if not isinstance(threads, set):
         return None  # pragma: no cover - an executor that changed since the check
     return [thread for thread in list(threads) if isinstance(thread, threading.Thread)]
+
+
+# === stoppable.http: urllib3's other private parts (issue 16) ==============================
+#
+# Checked by ``check_http()``, which the HTTP family calls when it is imported (after
+# ``check_urllib3``): each probe exercises the part on a fresh object, and its flag
+# below says whether the family may use it. Each has a fallback that stays correct.
+
+URLLIB3_TIMEOUT_PARTS = False
+"""A ``urllib3.Timeout`` keeps its connect and read limits, as given, in ``_connect``
+and ``_read`` (unset: the "no timeout given" marker)."""
+
+URLLIB3_POOL_QUEUE = False
+"""A pool's free connections are its ``pool`` attribute: a ``queue.Queue`` of
+``maxsize`` items (``None`` for a slot with no connection yet), ``None`` once closed."""
+
+URLLIB3_RESPONSE_OPTIONS = False
+"""A connection keeps ``request()``'s response options (``preload_content``,
+``decode_content``...) in ``_response_options``, a named tuple, for ``getresponse()``."""
+
+URLLIB3_DNS_HOST = False
+"""A connection's ``_dns_host`` is its host as given (a trailing dot kept)."""
+
+URLLIB3_KEY_FILE_CHECK = False
+"""``urllib3.util.ssl_._is_key_file_encrypted(path)`` says whether a key is encrypted."""
+
+
+def _probe_urllib3_timeout() -> None:
+    import urllib3
+
+    marker = urllib3_default_timeout()
+    both = urllib3.Timeout(connect=1.0, read=2.0, total=3.0)
+    assert (both._connect, both._read) == (1.0, 2.0)
+    total = urllib3.Timeout(total=3.0)
+    assert total._connect is marker
+    assert total._read is marker
+    none = urllib3.Timeout(connect=None, read=None)
+    assert none._connect is None
+    assert none._read is None
+
+
+def urllib3_timeout_limits(timeout: Any) -> tuple[Any, Any] | None:
+    """A ``urllib3.Timeout``'s ``(connect, read)`` limits as given, or ``None``.
+
+    ``None`` where they cannot be read (``URLLIB3_TIMEOUT_PARTS`` false): the caller
+    must then treat the ``Timeout`` as one with limits of its own (refuse it).
+    """
+    if not URLLIB3_TIMEOUT_PARTS:
+        return None
+    return (timeout._connect, timeout._read)
+
+
+def _probe_urllib3_pool_queue() -> None:
+    import urllib3
+
+    pool = urllib3.HTTPConnectionPool("localhost", 1, maxsize=2, block=True)
+    free = pool.pool
+    assert isinstance(free, queue.Queue)
+    assert free.maxsize == 2
+    assert [free.get_nowait(), free.get_nowait()] == [None, None]  # a slot each
+    free.put_nowait(None)  # the pool's own wait sees what was done to the queue
+    assert pool._get_conn(timeout=0.001) is not None  # a new connection for the slot
+    pool.close()
+    assert pool.pool is None
+
+
+def urllib3_pool_queue(pool: Any) -> queue.Queue[Any] | None:
+    """A pool's queue of free connections, or ``None``: closed, or not readable.
+
+    Tell the two apart with ``URLLIB3_POOL_QUEUE``: where it is false, the pool's
+    own ``_get_conn`` must be used (in slices, to notice stops).
+    """
+    if not URLLIB3_POOL_QUEUE:
+        return None
+    free: queue.Queue[Any] | None = pool.pool
+    return free
+
+
+def _probe_urllib3_response_options() -> None:
+    import urllib3.connection
+
+    conn = urllib3.connection.HTTPConnection("localhost", 1)
+    assert conn._response_options is None
+    fake: Any = _OptionsSocket()
+    conn.sock = fake
+    conn.request("GET", "/", preload_content=False, decode_content=False)
+    options: Any = conn._response_options
+    assert options.preload_content is False
+    assert options.decode_content is False
+    conn._response_options = options._replace(preload_content=True)
+    assert conn._response_options is not None
+    assert conn._response_options.preload_content is True
+
+
+class _OptionsSocket:
+    """A socket that takes whatever is sent, for the response options probe."""
+
+    def sendall(self, data: bytes) -> None:
+        pass
+
+    def settimeout(self, timeout: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def urllib3_response_options(conn: Any) -> Any:
+    """The response options of ``conn``'s pending request, or ``None`` if unreadable."""
+    if not URLLIB3_RESPONSE_OPTIONS:
+        return None
+    return conn._response_options
+
+
+def set_urllib3_response_options(conn: Any, options: Any) -> None:
+    """Replace the pending request's response options (only where readable)."""
+    conn._response_options = options
+
+
+def _probe_urllib3_dns_host() -> None:
+    import urllib3.connection
+
+    conn = urllib3.connection.HTTPConnection("example.com.", 1)
+    assert conn._dns_host == "example.com."
+    assert conn.host == "example.com"
+
+
+def urllib3_dns_host(conn: Any) -> str:
+    """The name ``conn`` connects to: ``_dns_host`` (a trailing dot kept), else ``host``."""
+    if URLLIB3_DNS_HOST:
+        host: str = conn._dns_host
+        return host
+    return str(conn.host)
+
+
+def _probe_urllib3_key_file_check() -> None:
+    import inspect
+
+    import urllib3.util.ssl_
+
+    check = urllib3.util.ssl_._is_key_file_encrypted
+    assert list(inspect.signature(check).parameters) == ["key_file"]
+
+
+def urllib3_key_file_encrypted(path: str) -> bool:
+    """Whether the private key in ``path`` is encrypted (needs a password).
+
+    urllib3's check; where it is missing, the same test here: a line that says so.
+    """
+    if URLLIB3_KEY_FILE_CHECK:
+        import urllib3.util.ssl_
+
+        return bool(urllib3.util.ssl_._is_key_file_encrypted(path))
+    with open(path) as key:
+        return any("ENCRYPTED" in line for line in key)
+
+
+HTTP_PROBES: dict[str, Callable[[], None]] = {
+    "URLLIB3_TIMEOUT_PARTS": _probe_urllib3_timeout,
+    "URLLIB3_POOL_QUEUE": _probe_urllib3_pool_queue,
+    "URLLIB3_RESPONSE_OPTIONS": _probe_urllib3_response_options,
+    "URLLIB3_DNS_HOST": _probe_urllib3_dns_host,
+    "URLLIB3_KEY_FILE_CHECK": _probe_urllib3_key_file_check,
+}
+
+
+def check_http() -> None:
+    """Probe urllib3's private parts the HTTP family reads; set each flag above."""
+    for flag, probe in HTTP_PROBES.items():
+        globals()[flag] = _check(probe)

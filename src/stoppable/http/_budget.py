@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     pass
 
 _compat.check_urllib3()  # the hooks this package overrides must exist (see _compat)
+_compat.check_http()  # the private parts it reads: each with a fallback (see _compat)
 _DEFAULT_TIMEOUT: Any = _compat.urllib3_default_timeout()
 _monotonic = time.monotonic
 
@@ -171,11 +172,11 @@ class InvalidTimeout(TypeError, ValueError):
 
 def _total_only(timeout: urllib3.util.Timeout) -> bool:
     """Whether a urllib3 ``Timeout`` gives a total and nothing else: one total, as ours."""
+    limits = _compat.urllib3_timeout_limits(timeout)
+    if limits is None:  # unreadable: refused, as a Timeout with limits of its own
+        return False
     unset = (None, _DEFAULT_TIMEOUT)
-    # Private there: a urllib3 without them has such a Timeout refused, as any other.
-    connect = getattr(timeout, "_connect", 0)
-    read = getattr(timeout, "_read", 0)
-    return timeout.total is not None and connect in unset and read in unset
+    return timeout.total is not None and limits[0] in unset and limits[1] in unset
 
 
 def open_budget(

@@ -16,7 +16,7 @@ import urllib3.response
 import urllib3.util.connection
 import urllib3.util.ssl_
 
-from .. import net
+from .. import _compat, net
 from .._errors import DeadlineExceeded
 from . import _tls
 from ._budget import _phase, current, edge, open_budget
@@ -109,7 +109,7 @@ class _Bounded(_ConnectionBase):
             return self._bounded_conn()
 
     def _bounded_conn(self) -> Any:
-        host, port = self._dns_host, self.port
+        host, port = _compat.urllib3_dns_host(self), self.port
         target = _show(host, port)
         _phase(
             CONNECT,
@@ -153,7 +153,7 @@ class _Bounded(_ConnectionBase):
         """
         try:
             sock = create(
-                (self._dns_host, self.port),
+                (_compat.urllib3_dns_host(self), self.port),
                 self._wait_seconds(),
                 source_address=self.source_address,
                 socket_options=self.socket_options,
@@ -208,18 +208,20 @@ class _Bounded(_ConnectionBase):
 
     def _bounded_response(self) -> Any:
         budget = current()
-        options = self._response_options
+        # The body is read below, once the response knows its phase (where the
+        # options cannot be read, urllib3 reads it: only the phase named is less exact).
+        options = _compat.urllib3_response_options(self)
         preload = options is not None and options.preload_content
-        if preload and options is not None:  # read below, once the response knows its phase
-            self._response_options = options._replace(preload_content=False)
+        if preload and options is not None:
+            _compat.set_urllib3_response_options(self, options._replace(preload_content=False))
         _phase(HEADERS, _HEADERS_TEXT)
         response = super().getresponse()
         response.__class__ = _Response
         response = cast(_Response, response)
         response._stoppable_budget = budget
         _phase(BODY, _BODY_TEXT)
-        if preload and options is not None:
-            response._body = response.read(decode_content=options.decode_content)
+        if preload and options is not None:  # as urllib3's preload, through public API
+            response.read(decode_content=options.decode_content, cache_content=True)
         return response
 
 

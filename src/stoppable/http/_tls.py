@@ -108,22 +108,13 @@ def _own_check(conn: HTTPSConnection) -> bool:
     )
 
 
-def _is_key_file_encrypted(path: str) -> bool:
-    """urllib3's check (private there; the same test here if it is gone)."""
-    check = getattr(_ssl_, "_is_key_file_encrypted", None)
-    if check is not None:
-        return bool(check(path))
-    with open(path) as key:  # pragma: no cover - another urllib3
-        return any("ENCRYPTED" in line for line in key)
-
-
 def _load_client_cert(context: ssl.SSLContext, conn: HTTPSConnection) -> None:
     cert_file = getattr(conn, "cert_file", None)
     if not cert_file:
         return
     key_file = getattr(conn, "key_file", None)
     password = getattr(conn, "key_password", None)
-    if key_file and password is None and _is_key_file_encrypted(key_file):
+    if key_file and password is None and _compat.urllib3_key_file_encrypted(key_file):
         raise urllib3.exceptions.SSLError("Client private key is encrypted, password is required")
     context.load_cert_chain(cert_file, key_file, password)
 
