@@ -971,7 +971,19 @@ def _break_key_file_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(urllib3.util.ssl_, "_is_key_file_encrypted")
 
 
+def _break_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = urllib3.connection.HTTPConnection.set_tunnel
+
+    def set_tunnel(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._tunnel_target = self._tunnel_host
+        self._tunnel_host = None
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "set_tunnel", set_tunnel)
+
+
 HTTP_BREAKERS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+    "URLLIB3_TUNNEL": _break_tunnel,
     "URLLIB3_TIMEOUT_PARTS": _break_timeout,
     "URLLIB3_POOL_QUEUE": _break_pool_queue,
     "URLLIB3_RESPONSE_OPTIONS": _break_response_options,
@@ -1066,3 +1078,22 @@ def test_key_file_check_fallback(fallback: str, tmp_path: Any) -> None:
         expected = urllib3.util.ssl_._is_key_file_encrypted(str(key))
         assert _compat.urllib3_key_file_encrypted(str(key)) is expected
     assert _compat.urllib3_key_file_encrypted(str(encrypted)) is True
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_TUNNEL"], indirect=True)
+def test_tunnel_fallback_refuses_to_tunnel_and_still_forwards(fallback: str) -> None:
+    from stoppable import http
+
+    from .http_servers import HTTPServer
+    from .net_servers import tls
+
+    with HTTPServer(proxy=True) as proxy, HTTPServer(tls=True) as target:
+        manager = http.ProxyManager(proxy.url, timeout=LONG, ca_certs=tls().ca_path)
+        with pytest.raises(
+            urllib3.exceptions.ProxySchemeUnsupported, match="cannot open a CONNECT tunnel"
+        ):
+            manager.request("GET", f"{target.url}/ok")
+        assert not [r for r in proxy.requests if r.method == "CONNECT"]  # nothing sent
+        forwarded = manager.request("GET", "http://example.test/ok")
+        assert forwarded.data == b"proxied http://example.test/ok"
+        manager.clear()

@@ -33,7 +33,7 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
 ``Retry._sleep_backoff``,                                           missing hook
 ``HTTPConnection._new_conn``,
 ``HTTPConnectionPool._get_conn``,
-``_put_conn``
+``_put_conn``, ``PoolManager._new_pool``
 ``urllib3.connection._match_hostname`` ``http._tls``                ``urllib3.util.ssl_
                                                                     match_hostname``
 ``urllib3.util.timeout.``              ``http._budget``,            none needed: read as
@@ -50,14 +50,19 @@ queue of free connections)             ``pool_block`` wait)         ``_get_conn`
 ``HTTPConnection._dns_host``           ``http._connection``         ``host`` (trailing dot
                                                                     dropped)
 ``util.ssl_._is_key_file_encrypted``   ``http._tls``                the same test here
+``HTTPConnection._tunnel_host``,       ``http._connection`` (HTTPS  tunnelling refused
+``_tunnel_scheme``, ``_tunnel()``,     through an HTTP proxy)       clearly
+``_has_connected_to_proxy``                                         (``ProxySchemeUn-
+                                                                    supported``)
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
 the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
 other use goes through the functions here. urllib3's parts are checked by
 ``check_urllib3()`` and ``check_http()``, which the HTTP family calls when it is
-imported (urllib3 is not loaded before). An overridden hook that urllib3 no longer calls would silently leave
-requests unbounded, so there the only correct fallback is to refuse to load.
+imported (urllib3 is not loaded before). An overridden hook that urllib3 no longer
+calls would silently leave requests unbounded, so there the only correct fallback is
+to refuse to load.
 
 The internals of ``net`` and ``futures`` are listed, the same way, with their section
 at the end of this module.
@@ -847,6 +852,7 @@ URLLIB3_HOOKS = (
     ("urllib3.connection", "HTTPConnection", "_new_conn"),
     ("urllib3.connectionpool", "HTTPConnectionPool", "_get_conn"),
     ("urllib3.connectionpool", "HTTPConnectionPool", "_put_conn"),
+    ("urllib3.poolmanager", "PoolManager", "_new_pool"),
 )
 
 
@@ -1362,7 +1368,46 @@ def urllib3_key_file_encrypted(path: str) -> bool:
         return any("ENCRYPTED" in line for line in key)
 
 
+URLLIB3_TUNNEL = False
+"""A connection asked to tunnel (``set_tunnel``) keeps the target in ``_tunnel_host``
+and its scheme in ``_tunnel_scheme``, opens the tunnel with ``_tunnel()``, and reports
+``has_connected_to_proxy`` from ``_has_connected_to_proxy``."""
+
+
+def _probe_urllib3_tunnel() -> None:
+    import urllib3.connection
+
+    conn = urllib3.connection.HTTPSConnection("proxy.example", 8080)
+    assert conn._tunnel_host is None
+    conn.set_tunnel("target.example", 443, scheme="http")
+    assert conn._tunnel_host == "target.example"
+    assert conn._tunnel_scheme == "http"
+    assert callable(conn._tunnel)
+    assert conn.has_connected_to_proxy is False
+    conn._has_connected_to_proxy = True
+    assert conn.has_connected_to_proxy is True
+
+
+def urllib3_tunnel(conn: Any) -> tuple[str | None, str | None]:
+    """The tunnel ``conn`` is to open: ``(host, scheme)``, ``(None, None)`` for none.
+
+    Only where ``URLLIB3_TUNNEL``; elsewhere the caller must refuse to tunnel.
+    """
+    return conn._tunnel_host, conn._tunnel_scheme
+
+
+def urllib3_open_tunnel(conn: Any) -> None:
+    """Send ``CONNECT`` and read the proxy's answer (http.client's, or urllib3's copy)."""
+    conn._tunnel()
+
+
+def set_urllib3_connected_to_proxy(conn: Any, connected: bool) -> None:
+    """What ``conn.has_connected_to_proxy`` reports (only where ``URLLIB3_TUNNEL``)."""
+    conn._has_connected_to_proxy = connected
+
+
 HTTP_PROBES: dict[str, Callable[[], None]] = {
+    "URLLIB3_TUNNEL": _probe_urllib3_tunnel,
     "URLLIB3_TIMEOUT_PARTS": _probe_urllib3_timeout,
     "URLLIB3_POOL_QUEUE": _probe_urllib3_pool_queue,
     "URLLIB3_RESPONSE_OPTIONS": _probe_urllib3_response_options,

@@ -249,16 +249,17 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
 
     def _connect_tls(self, sock: _Socket) -> None:
         server_hostname = self.host
-        if self._tunnel_host is not None:
-            if self._tunnel_scheme == "https":
+        tunnel_host, tunnel_scheme = self._tunnel_to()
+        if tunnel_host is not None:
+            if tunnel_scheme == "https":
                 raise urllib3.exceptions.ProxySchemeUnsupported(
                     "stoppable.http does not support HTTPS proxies (TLS within TLS)"
                 )
             self.proxy_is_verified = False
-            self._has_connected_to_proxy = True
+            _compat.set_urllib3_connected_to_proxy(self, True)
             _phase(CONNECT, "opening a tunnel through the proxy (CONNECT)")
-            self._tunnel()
-            server_hostname = self._tunnel_host
+            _compat.urllib3_open_tunnel(self)
+            server_hostname = tunnel_host
         elif self.proxy is not None and self.proxy.scheme == "https":
             raise urllib3.exceptions.ProxySchemeUnsupported(
                 "stoppable.http does not support HTTPS proxies"
@@ -286,9 +287,23 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             raise
         self.sock = _Socket(tls, current()) if bounded else tls
         self.is_verified = verified and not self.proxy_is_forwarding
-        self._has_connected_to_proxy = bool(self.proxy)
-        if self._has_connected_to_proxy and self.proxy_is_verified is None:
+        if _compat.URLLIB3_TUNNEL:
+            _compat.set_urllib3_connected_to_proxy(self, bool(self.proxy))
+        if self.proxy and self.proxy_is_verified is None:
             self.proxy_is_verified = verified
+
+    def _tunnel_to(self) -> tuple[str | None, str | None]:
+        """The tunnel to open, ``(host, scheme)``; refused where it cannot be read."""
+        if _compat.URLLIB3_TUNNEL:
+            return _compat.urllib3_tunnel(self)
+        config = self.proxy_config
+        forwarding = config is not None and config.use_forwarding_for_https
+        if self.proxy is not None and not forwarding:
+            raise urllib3.exceptions.ProxySchemeUnsupported(
+                "stoppable.http cannot open a CONNECT tunnel with this urllib3: its "
+                "tunnel state is not where stoppable reads it (see stoppable._compat)"
+            )
+        return None, None
 
 
 _CREATE_CONNECTION: Final = urllib3.util.connection.create_connection
