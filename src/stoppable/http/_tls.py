@@ -81,7 +81,11 @@ def _file_key(path: str | None) -> tuple[object, ...] | None:
 
 
 def _refuse_pyopenssl(context: object = None) -> None:
-    if _ssl_.IS_PYOPENSSL or not issubclass(_ssl_.SSLContext, ssl.SSLContext):  # type: ignore[arg-type]
+    # (A replacement that is not a class, a factory, is judged by the context it makes.)
+    factory = _ssl_.SSLContext
+    if _ssl_.IS_PYOPENSSL or (
+        isinstance(factory, type) and not issubclass(factory, ssl.SSLContext)
+    ):
         raise urllib3.exceptions.SSLError(PYOPENSSL_REFUSED)
     if context is not None and not isinstance(context, ssl.SSLContext):
         raise urllib3.exceptions.SSLError(
