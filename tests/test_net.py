@@ -699,7 +699,7 @@ def hosts_file(tmp_path: Path, hosts: str, nsswitch: str | None) -> Any:
     return resolve_module._HostsFile(str(tmp_path / "hosts"), str(tmp_path / "nsswitch.conf"))
 
 
-HOSTS = """# a comment
+HOSTS_FILE = """# a comment
 127.0.0.1\tlocalhost Pinned.Test  # trailing comment
 ::1 localhost ip6-only.test
 fe80::1%lo link.test
@@ -711,7 +711,7 @@ not-an-address ghost.test
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's nsswitch.conf")
 @pytest.mark.skipif(os.path.exists("/var/run/nscd/socket"), reason="nscd answers, not the file")
 def test_names_in_the_hosts_file_read_first_are_known_by_family(tmp_path: Path) -> None:
-    table = hosts_file(tmp_path, HOSTS, "passwd: files\nhosts:   files dns # mdns\n")
+    table = hosts_file(tmp_path, HOSTS_FILE, "passwd: files\nhosts:   files dns # mdns\n")
     v4, v6 = socket.AF_INET, socket.AF_INET6
     assert table.families("localhost") == {v4, v6}
     assert table.families("PINNED.test") == {v4}  # names match regardless of case
@@ -739,7 +739,7 @@ def test_names_in_the_hosts_file_read_first_are_known_by_family(tmp_path: Path) 
 def test_no_name_is_taken_from_the_hosts_file_unless_it_is_read_first(
     tmp_path: Path, nsswitch: str | None
 ) -> None:
-    table = hosts_file(tmp_path, HOSTS, nsswitch)
+    table = hosts_file(tmp_path, HOSTS_FILE, nsswitch)
     assert table.families("localhost") == set()
 
 
