@@ -1219,6 +1219,26 @@ def executor_threads(
 # ``check_urllib3``): each probe exercises the part on a fresh object, and its flag
 # below says whether the family may use it. Each has a fallback that stays correct.
 
+__all__ += [  # this section's own
+    "HTTP_PROBES",
+    "URLLIB3_DNS_HOST",
+    "URLLIB3_KEY_FILE_CHECK",
+    "URLLIB3_POOL_QUEUE",
+    "URLLIB3_RESPONSE_OPTIONS",
+    "URLLIB3_TIMEOUT_PARTS",
+    "URLLIB3_TUNNEL",
+    "check_http",
+    "set_urllib3_connected_to_proxy",
+    "set_urllib3_response_options",
+    "urllib3_dns_host",
+    "urllib3_key_file_encrypted",
+    "urllib3_open_tunnel",
+    "urllib3_pool_queue",
+    "urllib3_response_options",
+    "urllib3_timeout_limits",
+    "urllib3_tunnel",
+]
+
 URLLIB3_TIMEOUT_PARTS = False
 """A ``urllib3.Timeout`` keeps its connect and read limits, as given, in ``_connect``
 and ``_read`` (unset: the "no timeout given" marker)."""
