@@ -676,7 +676,12 @@ def test_set_resolver_returns_the_previous_and_none_restores_the_default() -> No
             net.resolve("nowhere.test", 80, timeout=LONG)
     finally:
         assert net.set_resolver(None) is fake
-    assert net.get_resolver() is socket.getaddrinfo
+    # The standard library's, even while socket.getaddrinfo is replaced (a guard's patch).
+    assert net.get_resolver() is resolve_module._SYSTEM
+    assert (resolve_module._SYSTEM.__module__, resolve_module._SYSTEM.__name__) == (
+        "socket",
+        "getaddrinfo",
+    )
     net.set_resolver(previous)
     with pytest.raises(TypeError, match="resolver"):
         net.set_resolver("dns")  # type: ignore[arg-type]

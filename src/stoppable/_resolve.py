@@ -83,9 +83,11 @@ def set_resolver(resolver: Resolver | None) -> Resolver:
     ``resolver`` has ``socket.getaddrinfo``'s signature and return value (see
     ``Resolver``). It is called in a helper thread, with no deadline of its own: a
     resolver that hangs is abandoned by its callers when their deadline passes or a
-    stop is set. ``None`` restores ``socket.getaddrinfo``. An explicit ``resolver=``
-    argument (``stoppable.net.connect``, ``resolve``) takes precedence. Tests use this
-    hook to simulate a stuck or failing resolver without patching the socket module.
+    stop is set. ``None`` restores ``socket.getaddrinfo``: the standard library's, as
+    it was when stoppable was imported, never a patch installed since (a guard's). An
+    explicit ``resolver=`` argument (``stoppable.net.connect``, ``resolve``) takes
+    precedence. Tests use this hook to simulate a stuck or failing resolver without
+    patching the socket module.
     """
     global _default_resolver
     if resolver is not None and not callable(resolver):
