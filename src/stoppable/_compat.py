@@ -42,7 +42,8 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
 =====================================  ===========================  =====================
 
 The queue's fast paths (``queues.get``/``put`` with an item or room at hand) touch
-the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true; every
+the queue's hooks inline for speed, and only when ``QUEUE_INTERNALS`` is true (they hold
+``mutex`` itself, which the check confirms is the lock of the three conditions); every
 other use goes through the functions here. urllib3's parts are checked by
 ``check_urllib3()``, which the HTTP family calls when it is imported (urllib3 is not
 loaded before). An overridden hook that urllib3 no longer calls would silently leave
@@ -121,6 +122,7 @@ __all__ = [
     "condition_acquire_restore",
     "condition_is_owned",
     "condition_release_save",
+    "condition_save_restore",
     "condition_waiters",
     "event_cond",
     "pool_result_event",
@@ -190,6 +192,17 @@ def condition_release_save(cond: threading.Condition) -> Any:
 def condition_acquire_restore(cond: threading.Condition, saved: Any) -> None:
     """Take ``cond`` back as ``condition_release_save`` found it."""
     cond._acquire_restore(saved)  # type: ignore[attr-defined]
+
+
+def condition_save_restore(
+    cond: threading.Condition,
+) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """``cond``'s own release-save and acquire-restore, bound once for a whole wait.
+
+    The same as the two functions above, one Python call fewer on each wake-up: the
+    woken waiter's way out is what a mass wake-up pays for, waiter after waiter.
+    """
+    return cond._release_save, cond._acquire_restore  # type: ignore[attr-defined]
 
 
 # --- queue.Queue ---------------------------------------------------------------------
