@@ -41,20 +41,21 @@ from stoppable import (
     scope,
     sync,
 )
+from stoppable._compat import _http, _probe, _processes, _sockets, _waits
 
 from . import proc_support as ps
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
 
 PROBES: dict[str, Callable[[], None]] = {
-    "CONDITION_PROTOCOL": _compat._probe_condition,
-    "QUEUE_INTERNALS": _compat._probe_queue,
-    "SEMAPHORE_INTERNALS": _compat._probe_semaphore,
-    "EVENT_COND": _compat._probe_event,
-    "POOL_RESULT_EVENT": _compat._probe_pool_result,
-    "FUTURE_INTERNALS": _compat._probe_future,
-    "SOCKET_ACCEPT": _compat._probe_accept,
-    "SOCKET_FILE": _compat._probe_socket_file,
-    "EXECUTOR_THREADS": _compat._probe_executor_threads,
+    "CONDITION_PROTOCOL": _waits._probe_condition,
+    "QUEUE_INTERNALS": _waits._probe_queue,
+    "SEMAPHORE_INTERNALS": _waits._probe_semaphore,
+    "EVENT_COND": _waits._probe_event,
+    "POOL_RESULT_EVENT": _processes._probe_pool_result,
+    "FUTURE_INTERNALS": _waits._probe_future,
+    "SOCKET_ACCEPT": _sockets._probe_accept,
+    "SOCKET_FILE": _sockets._probe_socket_file,
+    "EXECUTOR_THREADS": _waits._probe_executor_threads,
 }
 
 
@@ -141,9 +142,9 @@ BREAKERS: dict[str, tuple[str, Callable[[pytest.MonkeyPatch], None]]] = {
 @pytest.mark.parametrize("how", BREAKERS)
 def test_the_check_notices_a_changed_internal(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     flag, breaker = BREAKERS[how]
-    assert _compat._check(PROBES[flag])
+    assert _probe._check(PROBES[flag])
     breaker(monkeypatch)
-    assert not _compat._check(PROBES[flag])
+    assert not _probe._check(PROBES[flag])
 
 
 def test_the_shutdown_check_notices_a_queue_that_accepts_puts_after_shutdown(
@@ -151,9 +152,9 @@ def test_the_shutdown_check_notices_a_queue_that_accepts_puts_after_shutdown(
 ) -> None:
     if not hasattr(queue.Queue, "shutdown"):
         pytest.skip("Queue.shutdown() is new in Python 3.13")
-    assert _compat._check(_compat._probe_shutdown)
+    assert _probe._check(_waits._probe_shutdown)
     monkeypatch.setattr(queue.Queue, "put_nowait", lambda self, item: None)
-    assert not _compat._check(_compat._probe_shutdown)
+    assert not _probe._check(_waits._probe_shutdown)
 
 
 def test_popen_waitpid_lock_is_found_or_none() -> None:
@@ -173,11 +174,20 @@ def test_popen_waitpid_lock_is_found_or_none() -> None:
 # --- each fallback, forced --------------------------------------------------------------
 
 
+def _force(monkeypatch: pytest.MonkeyPatch, flag: str, value: bool = False) -> None:
+    """Set ``flag`` where the library reads it (``_compat.FLAG``) and where its own
+    submodule's functions do (their module's global)."""
+    monkeypatch.setattr(_compat, flag, value)
+    owners = [m for m in (_waits, _processes, _sockets, _http) if flag in vars(m)]
+    assert len(owners) == 1, f"{flag} is defined in {owners}"
+    monkeypatch.setattr(owners[0], flag, value)
+
+
 @pytest.fixture
 def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Force the fallback named by the test's parameter, with a short poll slice."""
     flag: str = request.param
-    monkeypatch.setattr(_compat, flag, False)
+    _force(monkeypatch, flag)
     if flag == "QUEUE_INTERNALS":
         queues._use_internals(False)
     if flag == "FUTURE_INTERNALS":
@@ -295,8 +305,8 @@ def test_the_bare_socket_check_notices_a_changed_socket(monkeypatch: pytest.Monk
     def no_fileno(*args: object) -> object:
         raise TypeError("socket() takes at most 3 arguments")  # as a changed _socket might
 
-    monkeypatch.setattr(_compat, "_socket", SimpleNamespace(socket=no_fileno))
-    assert not _compat._check(_compat._probe_bare_socket)
+    monkeypatch.setattr(_sockets, "_socket", SimpleNamespace(socket=no_fileno))
+    assert not _probe._check(_sockets._probe_bare_socket)
 
 
 @pytest.mark.parametrize("fallback", ["BARE_SOCKET"], indirect=True)
@@ -356,15 +366,15 @@ def test_urllib3_default_timeout_is_urllib3s_private_marker(
 # =======================================================================================
 
 MOVED_PROBES: dict[str, Callable[[], None]] = {
-    "SOCKET_ACCEPT_HOOK": _compat._probe_accept_hook,
-    "SENDFILE_USE_SEND": _compat._probe_sendfile_use_send,
-    "SELECTOR_MAP": _compat._probe_selector_map,
-    "SELECTOR_POLL": _compat._probe_selector_poll,
-    "FORK_LAUNCH": _compat._probe_fork_launch,
-    "SUBPROCESS_EXECUTE_CHILD": _compat._probe_execute_child,
-    "THREAD_SHUTDOWN_HOOK": _compat._probe_thread_shutdown_hook,
-    "IMAP_CHUNKS": _compat._probe_imap_chunks,
-    "IMAP_INTERNALS": _compat._probe_imap_iterator,
+    "SOCKET_ACCEPT_HOOK": _sockets._probe_accept_hook,
+    "SENDFILE_USE_SEND": _sockets._probe_sendfile_use_send,
+    "SELECTOR_MAP": _sockets._probe_selector_map,
+    "SELECTOR_POLL": _sockets._probe_selector_poll,
+    "FORK_LAUNCH": _processes._probe_fork_launch,
+    "SUBPROCESS_EXECUTE_CHILD": _processes._probe_execute_child,
+    "THREAD_SHUTDOWN_HOOK": _processes._probe_thread_shutdown_hook,
+    "IMAP_CHUNKS": _processes._probe_imap_chunks,
+    "IMAP_INTERNALS": _processes._probe_imap_iterator,
 }
 
 
@@ -384,7 +394,7 @@ def _break_accept_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _break_accept_raw(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_compat, "_socket", SimpleNamespace(socket=object))  # no _accept
+    monkeypatch.setattr(_sockets, "_socket", SimpleNamespace(socket=object))  # no _accept
 
 
 def _break_sendfile_use_send(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,7 +427,7 @@ def _break_selector_strays(monkeypatch: pytest.MonkeyPatch) -> None:
     def select(self: Any, timeout: float | None = None) -> Any:
         return [(SimpleNamespace(fd=fd), event) for fd, event in self._selector.poll(0)]
 
-    for cls in _compat._POLL_SELECTORS:
+    for cls in _sockets._POLL_SELECTORS:
         monkeypatch.setattr(cls, "select", select)
 
 
@@ -471,9 +481,9 @@ def test_the_check_notices_a_changed_moved_internal(
     how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flag, breaker = MOVED_BREAKERS[how]
-    assert _compat._check(MOVED_PROBES[flag])
+    assert _probe._check(MOVED_PROBES[flag])
     breaker(monkeypatch)
-    assert not _compat._check(MOVED_PROBES[flag])
+    assert not _probe._check(MOVED_PROBES[flag])
 
 
 def _run_fresh(script: str, *args: str) -> str:
@@ -595,7 +605,7 @@ def test_sendfile_fallback_refuses_what_the_standard_library_refuses(
         count = arguments.get("count")
         with pytest.raises(error) as standard:
             a._sendfile_use_send(file, 0, count)  # type: ignore[attr-defined]
-        monkeypatch.setattr(_compat, "SENDFILE_USE_SEND", False)
+        _force(monkeypatch, "SENDFILE_USE_SEND")
         with pytest.raises(error) as ours:
             _compat.sendfile_by_send(a, file, 0, count)
         assert str(ours.value) == str(standard.value)
@@ -705,7 +715,10 @@ def test_at_thread_shutdown_runs_at_exit(hook: bool) -> None:
         """
         import sys, threading
         from stoppable import _compat
-        _compat.THREAD_SHUTDOWN_HOOK = sys.argv[1] == "True"
+        # Read here by the library, and by at_thread_shutdown in its own submodule.
+        _compat.THREAD_SHUTDOWN_HOOK = _compat._processes.THREAD_SHUTDOWN_HOOK = (
+            sys.argv[1] == "True"
+        )
         done = threading.Event()
 
         def at_exit():
@@ -785,14 +798,14 @@ def test_the_future_done_states_are_known_here_and_checked(monkeypatch: pytest.M
         _compat.FUTURE_DONE_STATES
     )
     assert _futwait._INTERNALS
-    assert _compat._check(_compat._probe_future_states)
+    assert _probe._check(_waits._probe_future_states)
 
     def cancel(self: Future[Any]) -> bool:
         self._state = "GONE"
         return True
 
     monkeypatch.setattr(Future, "cancel", cancel)
-    assert not _compat._check(_compat._probe_future_states)
+    assert not _probe._check(_waits._probe_future_states)
 
 
 def test_the_wait_result_type_is_the_standard_one_or_the_same_of_our_own(
@@ -802,7 +815,7 @@ def test_the_wait_result_type_is_the_standard_one_or_the_same_of_our_own(
 
     assert _compat.DONE_AND_NOT_DONE is _base.DoneAndNotDoneFutures
     monkeypatch.setattr(concurrent.futures, "wait", lambda fs, timeout=None: (set(), set()))
-    ours = _compat._wait_result_type()
+    ours = _waits._wait_result_type()
     assert ours is not tuple
     pair = ours({1}, {2})
     assert (pair.done, pair.not_done) == ({1}, {2})
@@ -848,7 +861,7 @@ def test_socket_file_fallback(fallback: str) -> None:
         wrapped = net.Socket(a)
         with scope(timeout=LONG):
             f = wrapped.makefile("rwb", buffering=0)
-            assert isinstance(f, _compat._SocketFile)
+            assert isinstance(f, _sockets._SocketFile)
             b.sendall(b"first\n")
             assert f.readline() == b"first\n"
             assert f.write(b"out") == 3
@@ -871,7 +884,7 @@ def test_socket_file_fallback(fallback: str) -> None:
             f.readline()  # as SocketIO: a read cut short leaves the buffer unknown
         f.close()
         assert a.fileno() != -1  # only a close of the socket closes it
-    assert not _compat._open_files  # nothing left counted
+    assert not _sockets._open_files  # nothing left counted
 
 
 @pytest.mark.parametrize("fallback", ["EXECUTOR_THREADS"], indirect=True)
@@ -911,7 +924,7 @@ def test_every_http_internal_is_as_relied_on_here() -> None:
 
     for flag, probe in _compat.HTTP_PROBES.items():
         assert getattr(_compat, flag) is True, flag
-        assert _compat._check(probe), flag
+        assert _probe._check(probe), flag
 
 
 def _break_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -997,9 +1010,9 @@ def test_the_http_check_notices_a_changed_internal(
     flag: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = _compat.HTTP_PROBES[flag]
-    assert _compat._check(probe)
+    assert _probe._check(probe)
     HTTP_BREAKERS[flag](monkeypatch)
-    assert not _compat._check(probe)
+    assert not _probe._check(probe)
 
 
 def test_a_total_only_urllib3_timeout_is_refused_where_it_cannot_be_read(
@@ -1010,7 +1023,7 @@ def test_a_total_only_urllib3_timeout_is_refused_where_it_cannot_be_read(
     manager = http.PoolManager()
     url = f"{http_server.url}/ok"
     assert manager.request("GET", url, timeout=urllib3.Timeout(total=LONG)).data == b"ok"
-    monkeypatch.setattr(_compat, "URLLIB3_TIMEOUT_PARTS", False)
+    _force(monkeypatch, "URLLIB3_TIMEOUT_PARTS")
     assert _compat.urllib3_timeout_limits(urllib3.Timeout(total=LONG)) is None
     with pytest.raises(http.InvalidTimeout, match="no \\(connect, read\\) pair"):
         manager.request("GET", url, timeout=urllib3.Timeout(total=LONG))

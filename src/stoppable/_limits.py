@@ -315,7 +315,10 @@ class Limits:
     def raise_if_stopped(self) -> None:
         """Raise ``Stopped`` (with the reason) if any of the call's stops is set."""
         for stop in self.stops:
-            if stop.is_set():
+            if stop.__class__ is StopEvent:  # read directly, as in begin(): no calls
+                if stop._flag:
+                    raise Stopped(stop._reason)
+            elif stop.is_set():
                 raise Stopped(getattr(stop, "reason", None))
 
     def stop_events(self) -> list[StopEvent]:

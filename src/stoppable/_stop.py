@@ -199,7 +199,8 @@ class StopEvent:
                     _log.exception("StopEvent callback %r raised", callback)
                 except BaseException as exc:  # KeyboardInterrupt: finish waking first
                     interrupted = interrupted or exc
-            pending.extend((child, why) for child in reversed(children))
+            if children:
+                pending.extend((child, why) for child in reversed(children))
         if interrupted is not None:
             raise interrupted
 

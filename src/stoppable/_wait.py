@@ -29,7 +29,6 @@ goes on while time is left, so ``timeout=1e300`` is a long wait, not an
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import threading
 import time
@@ -110,7 +109,10 @@ def wait_loop(
                 return result
     finally:
         for event, key in registered:
-            event._unregister(key)
+            # Once set, the event has dropped its callbacks already (_unregister would
+            # do nothing): no call on the way out of each of a thousand woken waiters.
+            if not event._flag:
+                event._unregister(key)
 
 
 def _register(call: Limits, wake: Callable[[], object]) -> list[tuple[StopEvent, int]]:
@@ -154,8 +156,12 @@ class _Waiter:
         # a stop. A wake-up "spent" on a waiter that a stop had already woken is not
         # lost: the waiter takes what is ready before it looks at the stop, and
         # passes a notify on if it leaves without taking it (wait_condition).
-        with contextlib.suppress(RuntimeError):
+        # A bare try, not contextlib.suppress: this runs in StopEvent.set() before the
+        # waiter can wake, and the context manager's two calls are most of its cost.
+        try:  # noqa: SIM105
             self._lock.release()
+        except RuntimeError:
+            pass
 
     def rearm(self) -> None:
         self._lock.acquire(False)
@@ -188,6 +194,7 @@ def wait_condition(
         raise RuntimeError("cannot wait on un-acquired lock")
     waiter = _Waiter()
     waiters = _compat.condition_waiters(cond)
+    release_save, acquire_restore = _compat.condition_save_restore(cond)
 
     def attempt(seconds: float) -> bool | NotYet:
         if ready():
@@ -203,14 +210,17 @@ def wait_condition(
                 # Armed first, then the stop checked: a stop set in between released
                 # the armed lock, so the block below returns at once.
                 if not any(stop.is_set() for stop in call.stops):
-                    saved = _compat.condition_release_save(cond)
+                    saved = release_save()
                     try:
                         waiter.block(seconds)
                     finally:
-                        _compat.condition_acquire_restore(cond, saved)
+                        acquire_restore(saved)
             finally:
-                with contextlib.suppress(ValueError):  # notify() removed it already
+                # On the woken waiter's way out (a bare try for speed, as in release()).
+                try:  # noqa: SIM105
                     waiters.remove(waiter)
+                except ValueError:  # notify() removed it already
+                    pass
             if ready():
                 return True
         return NOT_YET
