@@ -41,7 +41,7 @@ from stoppable import (
     scope,
     sync,
 )
-from stoppable._compat import _probe, _processes, _sockets, _waits
+from stoppable._compat import _http, _probe, _processes, _sockets, _waits
 
 from . import proc_support as ps
 from .support import LONG, SHORT, WAKE_BOUND, start_call, stop_while_blocked, wait_until_blocked
@@ -178,7 +178,7 @@ def _force(monkeypatch: pytest.MonkeyPatch, flag: str, value: bool = False) -> N
     """Set ``flag`` where the library reads it (``_compat.FLAG``) and where its own
     submodule's functions do (their module's global)."""
     monkeypatch.setattr(_compat, flag, value)
-    owners = [m for m in (_waits, _processes, _sockets) if flag in vars(m)]
+    owners = [m for m in (_waits, _processes, _sockets, _http) if flag in vars(m)]
     assert len(owners) == 1, f"{flag} is defined in {owners}"
     monkeypatch.setattr(owners[0], flag, value)
 
@@ -906,3 +906,207 @@ def test_executor_threads_fallback(fallback: str) -> None:
     release.set()
     pool.shutdown(timeout=LONG)  # the task ends: the shutdown with it
     assert stuck.result(0) is True
+
+
+# === stoppable.http: urllib3's other private parts (issue 16) ==============================
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[Any]:
+    from .http_servers import HTTPServer
+
+    with HTTPServer() as running:
+        yield running
+
+
+def test_every_http_internal_is_as_relied_on_here() -> None:
+    import stoppable.http  # noqa: F401 - its import runs the checks
+
+    for flag, probe in _compat.HTTP_PROBES.items():
+        assert getattr(_compat, flag) is True, flag
+        assert _probe._check(probe), flag
+
+
+def _break_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = urllib3.Timeout.__init__
+
+    def init(self: urllib3.Timeout, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._connect_renamed = self._connect  # type: ignore[attr-defined]
+        del self._connect
+
+    monkeypatch.setattr(urllib3.Timeout, "__init__", init)
+
+
+def _break_pool_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = urllib3.HTTPConnectionPool.__init__
+
+    def init(self: urllib3.HTTPConnectionPool, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._free = self.pool  # type: ignore[attr-defined]
+        del self.pool
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "__init__", init)
+
+
+def _break_response_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = urllib3.connection.HTTPConnection
+    init, request = cls.__init__, cls.request
+
+    def renamed(self: Any) -> None:
+        self._options_renamed = self.__dict__.pop("_response_options", None)
+
+    def new_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        renamed(self)
+
+    def new_request(self: Any, *args: Any, **kwargs: Any) -> None:
+        request(self, *args, **kwargs)
+        renamed(self)
+
+    monkeypatch.setattr(cls, "__init__", new_init)
+    monkeypatch.setattr(cls, "request", new_request)
+
+
+def _break_dns_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    def set_host(self: Any, value: str) -> None:
+        self._dns_name = value
+
+    def get_host(self: Any) -> str:
+        return str(self._dns_name).rstrip(".")
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "host", property(get_host, set_host))
+
+
+def _break_key_file_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3.util.ssl_
+
+    monkeypatch.delattr(urllib3.util.ssl_, "_is_key_file_encrypted")
+
+
+def _break_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = urllib3.connection.HTTPConnection.set_tunnel
+
+    def set_tunnel(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._tunnel_target = self._tunnel_host
+        self._tunnel_host = None
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "set_tunnel", set_tunnel)
+
+
+HTTP_BREAKERS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+    "URLLIB3_TUNNEL": _break_tunnel,
+    "URLLIB3_TIMEOUT_PARTS": _break_timeout,
+    "URLLIB3_POOL_QUEUE": _break_pool_queue,
+    "URLLIB3_RESPONSE_OPTIONS": _break_response_options,
+    "URLLIB3_DNS_HOST": _break_dns_host,
+    "URLLIB3_KEY_FILE_CHECK": _break_key_file_check,
+}
+
+
+@pytest.mark.parametrize("flag", HTTP_BREAKERS)
+def test_the_http_check_notices_a_changed_internal(
+    flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = _compat.HTTP_PROBES[flag]
+    assert _probe._check(probe)
+    HTTP_BREAKERS[flag](monkeypatch)
+    assert not _probe._check(probe)
+
+
+def test_a_total_only_urllib3_timeout_is_refused_where_it_cannot_be_read(
+    http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stoppable import http
+
+    manager = http.PoolManager()
+    url = f"{http_server.url}/ok"
+    assert manager.request("GET", url, timeout=urllib3.Timeout(total=LONG)).data == b"ok"
+    _force(monkeypatch, "URLLIB3_TIMEOUT_PARTS")
+    assert _compat.urllib3_timeout_limits(urllib3.Timeout(total=LONG)) is None
+    with pytest.raises(http.InvalidTimeout, match="no \\(connect, read\\) pair"):
+        manager.request("GET", url, timeout=urllib3.Timeout(total=LONG))
+    assert manager.request("GET", url, timeout=LONG).data == b"ok"  # a number still works
+    manager.clear()
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_POOL_QUEUE"], indirect=True)
+def test_pool_block_fallback(fallback: str, http_server: Any) -> None:
+    from stoppable import http
+
+    url = f"{http_server.url}/ok"
+    with http.HTTPConnectionPool(
+        "127.0.0.1", http_server.port, maxsize=1, block=True, timeout=LONG
+    ) as pool:
+        held = pool.urlopen("GET", "/ok", preload_content=False)  # the only connection
+        with pytest.raises(http.PoolWaitDeadline):
+            pool.urlopen("GET", "/ok", timeout=SHORT)
+        stop_while_blocked(lambda stop: pool.urlopen("GET", "/ok", stop=stop))
+        with pytest.raises(urllib3.exceptions.EmptyPoolError):  # used directly: its own error
+            pool._get_conn(timeout=SHORT)
+        thread, outcome = start_call(lambda: pool.urlopen("GET", url))
+        wait_until_blocked(thread)
+        assert held.read() == b"ok"
+        held.release_conn()  # freed: the waiting request gets it
+        assert outcome.done.wait(LONG)
+        assert outcome.error is None
+        assert outcome.result.data == b"ok"
+        assert pool.num_connections == 1
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_RESPONSE_OPTIONS"], indirect=True)
+def test_response_options_fallback(fallback: str, http_server: Any) -> None:
+    from stoppable import http
+
+    manager = http.PoolManager(timeout=LONG)
+    assert manager.request("GET", f"{http_server.url}/ok").data == b"ok"  # urllib3 preloads
+    streamed = manager.request("GET", f"{http_server.url}/ok", preload_content=False)
+    assert streamed.read() == b"ok"
+    with pytest.raises(http.ReadDeadline):  # a preload cut short still raises
+        manager.request("GET", f"{http_server.url}/drip", timeout=SHORT)
+    manager.clear()
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_DNS_HOST"], indirect=True)
+def test_dns_host_fallback(fallback: str, http_server: Any) -> None:
+    from stoppable import http
+
+    manager = http.PoolManager(timeout=LONG)
+    assert manager.request("GET", f"http://localhost:{http_server.port}/ok").data == b"ok"
+    manager.clear()
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_KEY_FILE_CHECK"], indirect=True)
+def test_key_file_check_fallback(fallback: str, tmp_path: Any) -> None:
+    import urllib3.util.ssl_
+
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_text(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    plain = tmp_path / "plain.pem"
+    plain.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    for key in (encrypted, plain):  # the same answers as urllib3's own check
+        expected = urllib3.util.ssl_._is_key_file_encrypted(str(key))
+        assert _compat.urllib3_key_file_encrypted(str(key)) is expected
+    assert _compat.urllib3_key_file_encrypted(str(encrypted)) is True
+
+
+@pytest.mark.parametrize("fallback", ["URLLIB3_TUNNEL"], indirect=True)
+def test_tunnel_fallback_refuses_to_tunnel_and_still_forwards(fallback: str) -> None:
+    from stoppable import http
+
+    from .http_servers import HTTPServer
+    from .net_servers import tls
+
+    with HTTPServer(proxy=True) as proxy, HTTPServer(tls=True) as target:
+        manager = http.ProxyManager(proxy.url, timeout=LONG, ca_certs=tls().ca_path)
+        with pytest.raises(
+            urllib3.exceptions.ProxySchemeUnsupported, match="cannot open a CONNECT tunnel"
+        ):
+            manager.request("GET", f"{target.url}/ok")
+        assert not [r for r in proxy.requests if r.method == "CONNECT"]  # nothing sent
+        forwarded = manager.request("GET", "http://example.test/ok")
+        assert forwarded.data == b"proxied http://example.test/ok"
+        manager.clear()

@@ -321,6 +321,24 @@ def test_pyopenssl_injection_is_refused_clearly_and_leaves_nothing_behind(
         fetch(world.good.server, ssl_context=given)
 
 
+def test_a_context_factory_in_place_of_urllib3s_class_is_judged_by_what_it_makes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Code (urllib3's own tests among it) may replace urllib3.util.ssl_.SSLContext with
+    # a function: not pyOpenSSL's class. What it makes is used if it is an SSLContext.
+    made: list[ssl.SSLContext] = []
+
+    def factory(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(ssl.SSLContext(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(urllib3.util.ssl_, "SSLContext", factory)
+    assert fetch(world.good.server, ca_certs=world.ca_file) == b"ok"
+    assert made  # the context came from the factory
+    with pytest.raises(urllib3.exceptions.SSLError):  # and it still verifies
+        fetch(world.evil.server, ca_certs=world.ca_file)
+
+
 def test_http2_is_never_offered_as_these_connections_speak_http11(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

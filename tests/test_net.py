@@ -676,10 +676,101 @@ def test_set_resolver_returns_the_previous_and_none_restores_the_default() -> No
             net.resolve("nowhere.test", 80, timeout=LONG)
     finally:
         assert net.set_resolver(None) is fake
-    assert net.get_resolver() is socket.getaddrinfo
+    # The standard library's, even while socket.getaddrinfo is replaced (a guard's patch).
+    assert net.get_resolver() is resolve_module._SYSTEM
+    assert (resolve_module._SYSTEM.__module__, resolve_module._SYSTEM.__name__) == (
+        "socket",
+        "getaddrinfo",
+    )
     net.set_resolver(previous)
     with pytest.raises(TypeError, match="resolver"):
         net.set_resolver("dns")  # type: ignore[arg-type]
+
+
+class _NoPool:
+    """A resolver pool that must not be used: a lookup that reaches it fails the test."""
+
+    size = 8
+
+    def submit(self, *args: object) -> Any:
+        raise AssertionError(f"the lookup went to the helper threads: {args!r}")
+
+
+def hosts_file(tmp_path: Path, hosts: str, nsswitch: str | None) -> Any:
+    """A ``_HostsFile`` reading these contents (``nsswitch=None``: no such file)."""
+    (tmp_path / "hosts").write_text(hosts)
+    if nsswitch is not None:
+        (tmp_path / "nsswitch.conf").write_text(nsswitch)
+    return resolve_module._HostsFile(str(tmp_path / "hosts"), str(tmp_path / "nsswitch.conf"))
+
+
+HOSTS_FILE = """# a comment
+127.0.0.1\tlocalhost Pinned.Test  # trailing comment
+::1 localhost ip6-only.test
+fe80::1%lo link.test
+not-an-address ghost.test
+10.0.0.1
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's nsswitch.conf")
+@pytest.mark.skipif(os.path.exists("/var/run/nscd/socket"), reason="nscd answers, not the file")
+def test_names_in_the_hosts_file_read_first_are_known_by_family(tmp_path: Path) -> None:
+    table = hosts_file(tmp_path, HOSTS_FILE, "passwd: files\nhosts:   files dns # mdns\n")
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    assert table.families("localhost") == {v4, v6}
+    assert table.families("PINNED.test") == {v4}  # names match regardless of case
+    assert table.families("ip6-only.test") == {v6}
+    assert table.families("link.test") == {v6}
+    assert table.families("ghost.test") == set()  # the resolver skips such a line too
+    assert table.families("elsewhere.test") == set()
+    (tmp_path / "hosts").write_text("127.0.0.1 other.test\n")  # read again once changed
+    assert table.families("localhost") == set()
+    assert table.families("other.test") == {v4}
+
+
+@pytest.mark.parametrize(
+    "nsswitch",
+    [
+        "hosts: dns files\n",  # the network is asked first
+        "hosts: files [NOTFOUND=return] dns\n",
+        "hosts: files [SUCCESS=continue] dns\n",  # an action that may go on
+        "hosts: resolve [!UNAVAIL=return] files\n",
+        "hosts: files dns\nhosts: dns\n",  # which line counts is not ours to guess
+        "passwd: files\n",  # no hosts line: glibc's default asks DNS first
+        None,  # no nsswitch.conf at all: the same default
+    ],
+)
+def test_no_name_is_taken_from_the_hosts_file_unless_it_is_read_first(
+    tmp_path: Path, nsswitch: str | None
+) -> None:
+    table = hosts_file(tmp_path, HOSTS_FILE, nsswitch)
+    assert table.families("localhost") == set()
+
+
+def test_a_name_the_system_answers_from_the_hosts_file_needs_no_helper_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if socket.AF_INET not in resolve_module._hosts_file.families("localhost"):
+        pytest.skip("this system does not answer localhost from /etc/hosts alone")
+    monkeypatch.setattr(resolve_module, "_pool", _NoPool())
+    expected = socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM)
+    found = net.resolve(
+        "localhost", 80, family=socket.AF_INET, type=socket.SOCK_STREAM, timeout=LONG
+    )
+    assert found == expected
+    with serving(echo) as server, net.connect(("localhost", server.port), timeout=LONG) as sock:
+        net.sendall(sock, b"hi", timeout=LONG)
+        assert recv_exactly(sock, 2) == b"hi"
+    # Anything else the hosts file does not settle goes to the pool, as before:
+    with pytest.raises(AssertionError, match="helper threads"):
+        net.resolve("not-in-hosts.invalid", 80, timeout=LONG)
+    with pytest.raises(AssertionError, match="helper threads"):  # a resolver of one's own
+        net.resolve("localhost", 80, timeout=LONG, resolver=static_resolver({}))
+    empty = resolve_module._HostsFile("/nonexistent/hosts")  # the name removed from the file
+    monkeypatch.setattr(resolve_module, "_hosts_file", empty)
+    with pytest.raises(AssertionError, match="helper threads"):
+        net.resolve("localhost", 80, timeout=LONG)
 
 
 def test_a_refused_connection_passes_through_and_leaves_no_socket() -> None:

@@ -16,7 +16,8 @@ re-exports every name, and the library reads them here (``_compat.NAME``) only:
 - ``_waits``: ``threading`` and ``queue`` objects, ``concurrent.futures``;
 - ``_processes``: ``multiprocessing`` pools, the fork hook, exit, ``subprocess``;
 - ``_sockets``: ``socket``, ``_socket`` and ``selectors``;
-- ``_urllib3``: the hooks of urllib3 that ``stoppable.http`` overrides.
+- ``_urllib3``: the hooks of urllib3 that ``stoppable.http`` overrides;
+- ``_http``: the other parts of urllib3 that ``stoppable.http`` reads or sets.
 
 A flag is read here by the library and by its own submodule's functions: a test that
 forces a fallback sets it in both.
@@ -112,7 +113,7 @@ urllib3 hooks overridden:              ``http`` (the package)       none: the im
 ``Retry._sleep_backoff``,                                           missing hook
 ``HTTPConnection._new_conn``,
 ``HTTPConnectionPool._get_conn``,
-``_put_conn``
+``_put_conn``, ``PoolManager._new_pool``
 ``urllib3.connection._match_hostname`` ``http._tls``                ``urllib3.util.ssl_
                                                                     match_hostname``
 ``urllib3.util.timeout.``              ``http._budget``,            none needed: read as
@@ -125,6 +126,28 @@ it is imported (urllib3 is not loaded before). An overridden hook that urllib3 n
 longer calls would silently leave requests unbounded, so there the only correct
 fallback is to refuse to load.
 
+``_http`` (checked by ``check_http()``, which the HTTP family calls next; the flags are
+false until then):
+
+=====================================  ===========================  =====================
+internal                               used by                      fallback
+=====================================  ===========================  =====================
+``Timeout._connect``, ``_read``        ``http._budget`` (is a       the ``Timeout`` is
+                                       ``Timeout`` a total only?)   refused, as one with
+                                                                    limits of its own
+``HTTPConnectionPool.pool`` (its       ``http._pool`` (a            urllib3's own
+queue of free connections)             ``pool_block`` wait)         ``_get_conn`` in slices
+``HTTPConnection._response_options``   ``http._connection`` (the    urllib3 preloads the
+                                       body read in its phase)      body (the error names
+                                                                    the headers phase)
+``HTTPConnection._dns_host``           ``http._connection``         ``host`` (trailing dot
+                                                                    dropped)
+``util.ssl_._is_key_file_encrypted``   ``http._tls``                the same test here
+``HTTPConnection._tunnel_host``,       ``http._connection`` (HTTPS  tunnelling refused
+``_tunnel_scheme``, ``_tunnel()``,     through an HTTP proxy)       clearly (``ProxySche-
+``_has_connected_to_proxy``                                         meUnsupported``)
+=====================================  ===========================  =====================
+
 The tests check each flag is true on every supported Python, and force each
 fallback to prove it correct.
 
@@ -134,6 +157,25 @@ listed: it is documented, in every CPython, and the frames it gives are public.
 
 from __future__ import annotations
 
+from ._http import (
+    HTTP_PROBES,
+    URLLIB3_DNS_HOST,
+    URLLIB3_KEY_FILE_CHECK,
+    URLLIB3_POOL_QUEUE,
+    URLLIB3_RESPONSE_OPTIONS,
+    URLLIB3_TIMEOUT_PARTS,
+    URLLIB3_TUNNEL,
+    check_http,
+    set_urllib3_connected_to_proxy,
+    set_urllib3_response_options,
+    urllib3_dns_host,
+    urllib3_key_file_encrypted,
+    urllib3_open_tunnel,
+    urllib3_pool_queue,
+    urllib3_response_options,
+    urllib3_timeout_limits,
+    urllib3_tunnel,
+)
 from ._processes import (
     FORK_LAUNCH,
     IMAP_CHUNKS,
@@ -252,4 +294,23 @@ __all__ = [
     "socket_file_closed",
     "urllib3_default_timeout",
     "urllib3_match_hostname",
+]
+__all__ += [  # _http's, kept apart to merge easily
+    "HTTP_PROBES",
+    "URLLIB3_DNS_HOST",
+    "URLLIB3_KEY_FILE_CHECK",
+    "URLLIB3_POOL_QUEUE",
+    "URLLIB3_RESPONSE_OPTIONS",
+    "URLLIB3_TIMEOUT_PARTS",
+    "URLLIB3_TUNNEL",
+    "check_http",
+    "set_urllib3_connected_to_proxy",
+    "set_urllib3_response_options",
+    "urllib3_dns_host",
+    "urllib3_key_file_encrypted",
+    "urllib3_open_tunnel",
+    "urllib3_pool_queue",
+    "urllib3_response_options",
+    "urllib3_timeout_limits",
+    "urllib3_tunnel",
 ]

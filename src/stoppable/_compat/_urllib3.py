@@ -16,6 +16,7 @@ URLLIB3_HOOKS = (
     ("urllib3.connection", "HTTPConnection", "_new_conn"),
     ("urllib3.connectionpool", "HTTPConnectionPool", "_get_conn"),
     ("urllib3.connectionpool", "HTTPConnectionPool", "_put_conn"),
+    ("urllib3.poolmanager", "PoolManager", "_new_pool"),
 )
 
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     pass
 
 _compat.check_urllib3()  # the hooks this package overrides must exist (see _compat)
+_compat.check_http()  # the private parts it reads: each with a fallback (see _compat)
 _DEFAULT_TIMEOUT: Any = _compat.urllib3_default_timeout()
 _monotonic = time.monotonic
 
@@ -141,10 +142,18 @@ def seconds_for(timeout: object, default: float | None, what: str = "timeout") -
     try:
         return validate_timeout(timeout, what)
     except TypeError as exc:
-        # In requests' and urllib3's words too: what their users may look for.
-        raise InvalidTimeout(
-            f"{exc}; it must be an int, float or None (None: the default total, if any)"
-        ) from None
+        raise InvalidTimeout(f"{_upstream_words(timeout)} ({exc})") from None
+
+
+def _upstream_words(timeout: object) -> str:
+    """urllib3's message for a timeout that is not a number (requests passes it on).
+
+    Word for word, so that code matching it (``pytest.raises(match=)``, an ``except``
+    that reads the message) works unchanged; stoppable's own words follow it.
+    """
+    if isinstance(timeout, bool):
+        return "Timeout cannot be a boolean value. It must be an int, float or None."
+    return f"Timeout value connect was {timeout}, but it must be an int, float or None."
 
 
 class InvalidTimeout(TypeError, ValueError):
@@ -156,16 +165,18 @@ class InvalidTimeout(TypeError, ValueError):
 
     A ``TypeError``, as stoppable's other families raise, and a ``ValueError``, as
     requests and urllib3 raise for the same value: existing ``except`` clauses work.
+    For a value that is not a number, the message begins with urllib3's own words
+    (which requests passes on), so code matching them works too.
     """
 
 
 def _total_only(timeout: urllib3.util.Timeout) -> bool:
     """Whether a urllib3 ``Timeout`` gives a total and nothing else: one total, as ours."""
+    limits = _compat.urllib3_timeout_limits(timeout)
+    if limits is None:  # unreadable: refused, as a Timeout with limits of its own
+        return False
     unset = (None, _DEFAULT_TIMEOUT)
-    # Private there: a urllib3 without them has such a Timeout refused, as any other.
-    connect = getattr(timeout, "_connect", 0)
-    read = getattr(timeout, "_read", 0)
-    return timeout.total is not None and connect in unset and read in unset
+    return timeout.total is not None and limits[0] in unset and limits[1] in unset
 
 
 def open_budget(

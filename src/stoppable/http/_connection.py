@@ -16,7 +16,7 @@ import urllib3.response
 import urllib3.util.connection
 import urllib3.util.ssl_
 
-from .. import net
+from .. import _compat, net
 from .._errors import DeadlineExceeded
 from . import _tls
 from ._budget import _phase, current, edge, open_budget
@@ -109,7 +109,7 @@ class _Bounded(_ConnectionBase):
             return self._bounded_conn()
 
     def _bounded_conn(self) -> Any:
-        host, port = self._dns_host, self.port
+        host, port = _compat.urllib3_dns_host(self), self.port
         target = _show(host, port)
         _phase(
             CONNECT,
@@ -153,7 +153,7 @@ class _Bounded(_ConnectionBase):
         """
         try:
             sock = create(
-                (self._dns_host, self.port),
+                (_compat.urllib3_dns_host(self), self.port),
                 self._wait_seconds(),
                 source_address=self.source_address,
                 socket_options=self.socket_options,
@@ -208,18 +208,20 @@ class _Bounded(_ConnectionBase):
 
     def _bounded_response(self) -> Any:
         budget = current()
-        options = self._response_options
+        # The body is read below, once the response knows its phase (where the
+        # options cannot be read, urllib3 reads it: only the phase named is less exact).
+        options = _compat.urllib3_response_options(self)
         preload = options is not None and options.preload_content
-        if preload and options is not None:  # read below, once the response knows its phase
-            self._response_options = options._replace(preload_content=False)
+        if preload and options is not None:
+            _compat.set_urllib3_response_options(self, options._replace(preload_content=False))
         _phase(HEADERS, _HEADERS_TEXT)
         response = super().getresponse()
         response.__class__ = _Response
         response = cast(_Response, response)
         response._stoppable_budget = budget
         _phase(BODY, _BODY_TEXT)
-        if preload and options is not None:
-            response._body = response.read(decode_content=options.decode_content)
+        if preload and options is not None:  # as urllib3's preload, through public API
+            response.read(decode_content=options.decode_content, cache_content=True)
         return response
 
 
@@ -247,16 +249,17 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
 
     def _connect_tls(self, sock: _Socket) -> None:
         server_hostname = self.host
-        if self._tunnel_host is not None:
-            if self._tunnel_scheme == "https":
+        tunnel_host, tunnel_scheme = self._tunnel_to()
+        if tunnel_host is not None:
+            if tunnel_scheme == "https":
                 raise urllib3.exceptions.ProxySchemeUnsupported(
                     "stoppable.http does not support HTTPS proxies (TLS within TLS)"
                 )
             self.proxy_is_verified = False
-            self._has_connected_to_proxy = True
+            _compat.set_urllib3_connected_to_proxy(self, True)
             _phase(CONNECT, "opening a tunnel through the proxy (CONNECT)")
-            self._tunnel()
-            server_hostname = self._tunnel_host
+            _compat.urllib3_open_tunnel(self)
+            server_hostname = tunnel_host
         elif self.proxy is not None and self.proxy.scheme == "https":
             raise urllib3.exceptions.ProxySchemeUnsupported(
                 "stoppable.http does not support HTTPS proxies"
@@ -284,9 +287,23 @@ class HTTPSConnection(_Bounded, urllib3.connection.HTTPSConnection):
             raise
         self.sock = _Socket(tls, current()) if bounded else tls
         self.is_verified = verified and not self.proxy_is_forwarding
-        self._has_connected_to_proxy = bool(self.proxy)
-        if self._has_connected_to_proxy and self.proxy_is_verified is None:
+        if _compat.URLLIB3_TUNNEL:
+            _compat.set_urllib3_connected_to_proxy(self, bool(self.proxy))
+        if self.proxy and self.proxy_is_verified is None:
             self.proxy_is_verified = verified
+
+    def _tunnel_to(self) -> tuple[str | None, str | None]:
+        """The tunnel to open, ``(host, scheme)``; refused where it cannot be read."""
+        if _compat.URLLIB3_TUNNEL:
+            return _compat.urllib3_tunnel(self)
+        config = self.proxy_config
+        forwarding = config is not None and config.use_forwarding_for_https
+        if self.proxy is not None and not forwarding:
+            raise urllib3.exceptions.ProxySchemeUnsupported(
+                "stoppable.http cannot open a CONNECT tunnel with this urllib3: its "
+                "tunnel state is not where stoppable reads it (see stoppable._compat)"
+            )
+        return None, None
 
 
 _CREATE_CONNECTION: Final = urllib3.util.connection.create_connection

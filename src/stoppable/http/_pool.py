@@ -17,11 +17,9 @@ import urllib3.util.ssl_
 from urllib3.util.connection import is_connection_dropped
 from urllib3.util.retry import Retry
 
-from .. import queues
+from .. import _compat, queues
 from .._errors import DeadlineExceeded, Stopped
-from .._limits import (
-    StopLike,
-)
+from .._limits import Limits, StopLike, get_poll_interval
 from ._budget import (
     _DEFAULT_TIMEOUT,
     _phase,
@@ -51,25 +49,26 @@ def pool_get(pool: Any, pool_timeout: float | None) -> Any:
     """An item of a ``pool_block`` pool's queue, waited for within the budget.
 
     The item is a connection, or ``None`` for a new one; ``pool_timeout`` (urllib3's
-    own limit on this wait) may end the wait sooner.
+    own limit on this wait) may end the wait sooner. Where the queue cannot be
+    reached (``_compat.URLLIB3_POOL_QUEUE`` false), urllib3's own wait in slices
+    (``_polled_get``), which returns a connection.
 
     Raises ``Stopped``, or urllib3's ``EmptyPoolError`` from the ``DeadlineExceeded``:
     urllib3 passes that error up as is (a full pool is not retried), and the edge
     makes it a ``PoolWaitDeadline``.
     """
-    pool_queue = pool.pool
+    pool_queue = _compat.urllib3_pool_queue(pool)
+    if pool_queue is None:
+        if _compat.URLLIB3_POOL_QUEUE:  # closed meanwhile
+            raise urllib3.exceptions.ClosedPoolError(pool, "Pool is closed.")
+        return _polled_get(pool, pool_timeout)
     try:
         return pool_queue.get(block=False)
     except queue.Empty:
         pass
     budget = current()
     if budget is None:  # pool._get_conn() called directly: the pool's own limits
-        seconds = pool_timeout if pool_timeout is not None else pool.total_timeout
-        if seconds is None:
-            raise TypeError(
-                "timeout is required: waiting for a free connection outside a request "
-                "takes the pool's timeout (or _get_conn(timeout=)), and it has neither"
-            )
+        seconds = _outside_seconds(pool, pool_timeout)
         try:
             return queues.get(pool_queue, timeout=seconds, stop=pool.stop)
         except DeadlineExceeded as exc:
@@ -89,6 +88,50 @@ def pool_get(pool: Any, pool_timeout: float | None) -> Any:
         raise urllib3.exceptions.EmptyPoolError(
             pool, "no connection was freed in time (pool_block)"
         ) from exc
+
+
+def _outside_seconds(pool: Any, pool_timeout: float | None) -> float:
+    seconds: float | None = pool_timeout if pool_timeout is not None else pool.total_timeout
+    if seconds is None:
+        raise TypeError(
+            "timeout is required: waiting for a free connection outside a request "
+            "takes the pool's timeout (or _get_conn(timeout=)), and it has neither"
+        )
+    return seconds
+
+
+def _polled_get(pool: Any, pool_timeout: float | None) -> Any:
+    """urllib3's own wait for a free connection, in slices that notice the stops.
+
+    The fallback where the pool's queue cannot be reached: correct, only slower to
+    notice a stop (``stoppable.set_poll_interval``). Returns a connection.
+    """
+    budget = current()
+    if budget is None:
+        seconds = _outside_seconds(pool, pool_timeout)
+        call = Limits(seconds, pool.stop, "waiting for the pool")
+        deadline, stops = call.deadline, call.stops
+    else:
+        _phase(POOL, "waiting for a free connection in the pool (pool_block)")
+        seconds, deadline, stops = budget.timeout, budget.deadline, budget.stops
+        if pool_timeout is not None and _monotonic() + pool_timeout < deadline:
+            seconds, deadline = pool_timeout, _monotonic() + pool_timeout
+    while True:
+        for stop in stops:
+            if stop.is_set():
+                if budget is not None:
+                    budget.no_slot = True  # as pool_get: no slot was taken
+                raise Stopped(getattr(stop, "reason", None))
+        left = deadline - _monotonic()
+        try:
+            return urllib3.HTTPConnectionPool._get_conn(
+                pool, timeout=max(0.0, min(left, get_poll_interval()))
+            )
+        except urllib3.exceptions.EmptyPoolError as exc:
+            if left <= 0:  # as pool_get: from the deadline, which the edge translates
+                raise exc from DeadlineExceeded(
+                    "no connection was freed in time (pool_block)", timeout=seconds
+                )
 
 
 # --- urllib3: pools and pool managers --------------------------------------------------
@@ -128,11 +171,13 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         super().__init__(host, port, upstream, *args, **kwargs)
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        if self.pool is None or not self.block:
+        if not self.block or not _compat.URLLIB3_POOL_QUEUE:
+            if self.block:  # urllib3's own wait, in slices that notice the stops
+                return pool_get(self, timeout)
             return super()._get_conn(timeout)
         try:
             conn = pool_get(self, timeout)
-        except AttributeError:  # closed meanwhile: self.pool is None
+        except AttributeError:  # closed meanwhile: the queue went away under us
             raise urllib3.exceptions.ClosedPoolError(self, "Pool is closed.") from None
         if conn and is_connection_dropped(conn):
             conn.close()

@@ -81,7 +81,11 @@ def _file_key(path: str | None) -> tuple[object, ...] | None:
 
 
 def _refuse_pyopenssl(context: object = None) -> None:
-    if _ssl_.IS_PYOPENSSL or not issubclass(_ssl_.SSLContext, ssl.SSLContext):  # type: ignore[arg-type]
+    # (A replacement that is not a class, a factory, is judged by the context it makes.)
+    factory = _ssl_.SSLContext
+    if _ssl_.IS_PYOPENSSL or (
+        isinstance(factory, type) and not issubclass(factory, ssl.SSLContext)
+    ):
         raise urllib3.exceptions.SSLError(PYOPENSSL_REFUSED)
     if context is not None and not isinstance(context, ssl.SSLContext):
         raise urllib3.exceptions.SSLError(
@@ -108,22 +112,13 @@ def _own_check(conn: HTTPSConnection) -> bool:
     )
 
 
-def _is_key_file_encrypted(path: str) -> bool:
-    """urllib3's check (private there; the same test here if it is gone)."""
-    check = getattr(_ssl_, "_is_key_file_encrypted", None)
-    if check is not None:
-        return bool(check(path))
-    with open(path) as key:  # pragma: no cover - another urllib3
-        return any("ENCRYPTED" in line for line in key)
-
-
 def _load_client_cert(context: ssl.SSLContext, conn: HTTPSConnection) -> None:
     cert_file = getattr(conn, "cert_file", None)
     if not cert_file:
         return
     key_file = getattr(conn, "key_file", None)
     password = getattr(conn, "key_password", None)
-    if key_file and password is None and _is_key_file_encrypted(key_file):
+    if key_file and password is None and _compat.urllib3_key_file_encrypted(key_file):
         raise urllib3.exceptions.SSLError("Client private key is encrypted, password is required")
     context.load_cert_chain(cert_file, key_file, password)
 
