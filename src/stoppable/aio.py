@@ -36,6 +36,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
 import sys
 import threading
 import time
@@ -47,7 +48,15 @@ from . import futures as _futures
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard as _guard
 from ._guard._install import resolve as _resolve_patch
-from ._limits import StopLike, begin, get_poll_interval, scope, validate_stop, validate_timeout
+from ._limits import (
+    UNTIL_STOPPED,
+    StopLike,
+    begin,
+    get_poll_interval,
+    scope,
+    validate_stop,
+    validate_timeout,
+)
 from ._stop import StopEvent
 
 __all__ = ["Executor", "cancel_on", "to_thread", "wait"]
@@ -56,6 +65,7 @@ T = TypeVar("T")
 
 _log = logging.getLogger("stoppable")
 _monotonic = time.monotonic
+_INF = math.inf
 
 
 def _running_loop(what: str) -> asyncio.AbstractEventLoop:
@@ -155,10 +165,11 @@ class _Call:
                 "waiting for a free worker thread",
                 timeout=self.timeout,
             )
+        limit = None if remaining == _INF else remaining  # UNTIL_STOPPED: the stop only
         if self.outer is not None:
-            with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
+            with scope(stop=self.outer), _guard(timeout=limit, stop=stop):
                 return self.func(*self.args, **self.kwargs)
-        with _guard(timeout=remaining, stop=stop):
+        with _guard(timeout=limit, stop=stop):
             return self.func(*self.args, **self.kwargs)
 
     async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -203,6 +214,10 @@ async def to_thread(
       raises), and the guard makes sure that is what comes out. A call whose
       deadline passed while every worker was busy does not run: it raises as soon
       as a worker takes it (to bound that wait too, use ``asyncio.timeout``);
+    - ``timeout=stoppable.UNTIL_STOPPED``: no deadline of its own; the thread runs
+      until the task is cancelled, ``stop`` (or an enclosing scope's stop) is set,
+      or an enclosing scope's deadline passes. Accepted without ``stop`` too: the
+      task's cancellation is a stop that can always end the wait;
     - setting ``stop`` (or the stop of an enclosing ``stoppable.scope``) ends the
       call with ``Stopped``; already set, the call raises at once without starting.
 
@@ -210,7 +225,13 @@ async def to_thread(
     ``functools.partial``. Bad ``timeout``/``stop``/``func`` raise ``TypeError`` or
     ``ValueError`` before any thread is involved.
     """
-    seconds = begin(timeout, stop)
+    if timeout is UNTIL_STOPPED:
+        # Always accepted: cancelling the awaiting task sets the thread's stop, so a
+        # stop that can end the wait is there even without ``stop`` or a scope.
+        begin(0.0, stop)  # validates stop; raises Stopped if a stop is set already
+        seconds = _INF
+    else:
+        seconds = begin(timeout, stop)
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__} {func!r}")
     loop = _running_loop("to_thread()")
@@ -263,7 +284,8 @@ class Executor(_futures.ThreadPoolExecutor):
 
     - runs each task inside ``stoppable.guard(timeout=task_timeout, stop=<its stop>)``,
       so a plain ``time.sleep`` or ``sock.recv`` in it ends when it is stopped;
-      ``task_timeout`` (``None``: no deadline) counts from the task's start;
+      ``task_timeout`` (``None`` or ``stoppable.UNTIL_STOPPED``: no deadline, the
+      task runs until stopped) counts from the task's start;
     - stops a running task when its future is cancelled, which is what asyncio does
       when a task awaiting ``loop.run_in_executor(executor, ...)`` (or, with this as
       the default executor, ``asyncio.to_thread``) is cancelled. The await ends at
@@ -299,8 +321,12 @@ class Executor(_futures.ThreadPoolExecutor):
         task_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
+        # UNTIL_STOPPED is None spelled out: every task has a stop (its future's
+        # cancel(), stop_task(), shutdown()) that can end it.
         self.task_timeout = (
-            None if task_timeout is None else validate_timeout(task_timeout, "task_timeout")
+            None
+            if task_timeout is None or task_timeout is UNTIL_STOPPED
+            else validate_timeout(task_timeout, "task_timeout")
         )
         """Each task's deadline, in seconds from its start (``None``: none)."""
         super().__init__(
