@@ -722,13 +722,15 @@ def test_asyncio_run_exits_promptly_with_threads_in_flight() -> None:
         assert isinstance(blocker.error, Stopped)
 
 
+@pytest.mark.parametrize("started_by", ["run_in_executor", "asyncio.to_thread"])
 def test_executor_shutdown_is_bounded_and_names_a_task_that_ignores_its_stop(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, started_by: str
 ) -> None:
     release = threading.Lock()
     assert release.acquire(blocking=False)
     ran_in: list[threading.Thread] = []
     ended = threading.Event()
+    in_flight: list[Awaitable[None]] = []  # left to asyncio.run's exit
 
     def stubborn() -> None:
         ran_in.append(threading.current_thread())
@@ -738,7 +740,10 @@ def test_executor_shutdown_is_bounded_and_names_a_task_that_ignores_its_stop(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(aio.Executor(2, shutdown_timeout=SHORT))
-        loop.run_in_executor(None, stubborn)
+        if started_by == "run_in_executor":
+            in_flight.append(loop.run_in_executor(None, stubborn))
+        else:  # named by the function, not by asyncio's partial(context.run, ...)
+            in_flight.append(asyncio.create_task(asyncio.to_thread(stubborn)))
         await loop.run_in_executor(_watcher, wait_until, lambda: ran_in)
         await loop.run_in_executor(_watcher, wait_until_blocked, ran_in[0], frozenset({"stubborn"}))
 

@@ -94,6 +94,7 @@ class _Call:
         "claim",
         "deadline",
         "end",
+        "finished",
         "func",
         "kwargs",
         "loop",
@@ -115,11 +116,13 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.timeout = timeout
-        self.deadline = _monotonic() + timeout
+        self.deadline = _monotonic() + timeout  # inf for UNTIL_STOPPED
         # The thread's own stop: a child of the caller's StopEvent (its set reaches the
         # thread without polling); a plain Event as the caller's stop is polled.
         self.outer: StopLike | None = None
-        if isinstance(stop, StopEvent):
+        if stop is None:
+            self.stop = StopEvent()
+        elif isinstance(stop, StopEvent):
             self.stop = stop.child()
         else:
             self.stop = StopEvent()
@@ -133,14 +136,34 @@ class _Call:
         # The executor's future cannot tell it: the task's cancellation cancelled it.
         self.end = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.waiter: asyncio.Future[bool] | None = None
+        # Only for a cancelled task, in the loop's thread: whether the worker is done,
+        # and the future the task awaits meanwhile (a new one after each cancel).
+        self.finished = False
+        self.waiter: asyncio.Future[None] | None = None
 
     def run(self) -> Any:
         """Run the call in the worker thread (in the caller's copied context)."""
         if not self.claim.acquire(False):
             return None  # dropped while queued: nobody awaits this
         try:
-            return self._call()
+            stop = self.stop
+            if stop._flag:
+                raise Stopped(stop._reason)
+            # The deadline was fixed when to_thread was called; the guard takes what is
+            # left of it (the wait for a free worker counts).
+            remaining = self.deadline - _monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
+                    "waiting for a free worker thread",
+                    timeout=self.timeout,
+                )
+            limit = None if remaining == _INF else remaining  # UNTIL_STOPPED: the stop only
+            if self.outer is not None:
+                with scope(stop=self.outer), _guard(timeout=limit, stop=stop):
+                    return self.func(*self.args, **self.kwargs)
+            with _guard(timeout=limit, stop=stop):
+                return self.func(*self.args, **self.kwargs)
         except StopIteration as exc:
             # A future refuses StopIteration (it would end the awaiting coroutine's
             # frame): asyncio.to_thread leaves the task waiting for ever. As PEP 479
@@ -149,42 +172,32 @@ class _Call:
         finally:
             if not self.end.acquire(False):  # a cancelled task waits for this
                 assert self.loop is not None
-                assert self.waiter is not None
-                _wake(self.loop, functools.partial(_resolve, self.waiter))
+                _wake(self.loop, self._finish)
 
-    def _call(self) -> Any:
-        stop = self.stop
-        if stop._flag:
-            raise Stopped(stop._reason)
-        # The deadline was fixed when to_thread was called; the guard takes what is
-        # left of it (the wait for a free worker counts).
-        remaining = self.deadline - _monotonic()
-        if remaining <= 0:
-            raise DeadlineExceeded(
-                f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
-                "waiting for a free worker thread",
-                timeout=self.timeout,
-            )
-        limit = None if remaining == _INF else remaining  # UNTIL_STOPPED: the stop only
-        if self.outer is not None:
-            with scope(stop=self.outer), _guard(timeout=limit, stop=stop):
-                return self.func(*self.args, **self.kwargs)
-        with _guard(timeout=limit, stop=stop):
-            return self.func(*self.args, **self.kwargs)
+    def _finish(self) -> None:  # in the loop's thread
+        self.finished = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
         """Return once the worker has finished the call, through any cancellation."""
         self.loop = loop
-        self.waiter = waiter = loop.create_future()
         if not self.end.acquire(False):
             return  # finished already
-        while not waiter.done():
+        # Awaited directly, not through asyncio.wait or shield: this runs between the
+        # stop's set() and the loop's next select(), while the woken worker waits for
+        # the GIL. A cancellation cancels the waiter; the next one is a new future,
+        # and _finish (in this thread too) resolves whichever is current.
+        while not self.finished:
+            self.waiter = loop.create_future()
             try:
-                await asyncio.wait((waiter,))
+                await self.waiter
             except asyncio.CancelledError:
                 # anyio re-delivers its cancellation at every loop iteration until the
                 # task leaves its scope; the thread is ending, and must be waited for.
                 continue
+        self.waiter = None
 
 
 async def to_thread(
@@ -336,6 +349,9 @@ class Executor(_futures.ThreadPoolExecutor):
             initargs,
             parent=parent,
             shutdown_timeout=shutdown_timeout,
+            # Without a deadline the base executor's own guard (with the task's stop)
+            # is all a task needs: no wrapper, no second scope, per task.
+            guard=self.task_timeout is None,
         )
         self.shutdown_timeout = self._stoppable_shutdown_timeout
         """How long ``shutdown()`` without a ``timeout`` waits for the threads."""
@@ -346,9 +362,15 @@ class Executor(_futures.ThreadPoolExecutor):
         """Schedule ``fn(*args, **kwargs)`` inside a guard; cancelling its future stops it."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-        future = super().submit(_guarded(fn, args, kwargs, self.task_timeout))
+        if self.task_timeout is None:
+            future = super().submit(fn, *args, **kwargs)  # in the base's guard
+        else:
+            future = super().submit(_guarded(fn, args, kwargs, self.task_timeout))
         task = self._stoppable_tasks.get(future)
         if task is not None:
+            # ShutdownDeadline and the shutdown warning name the task by this: the
+            # function itself, not asyncio.to_thread's partial(context.run, ...).
+            task.fn = _futures._split_context(fn, args, kwargs)[1]
             # A class of the same layout, chosen after the fact: the standard executor
             # makes the future itself, and asyncio cancels a running task only
             # through its future's cancel(). A per-instance override would be a
@@ -419,9 +441,6 @@ def _guarded(
             result = context.run(_call_in_guard, timeout, stop, func, args, kwargs)
         return result
 
-    # ShutdownDeadline and the shutdown warning name the task by these.
-    run_guarded.__qualname__ = _describe(func)
-    run_guarded.__module__ = getattr(func, "__module__", None) or __name__
     return run_guarded
 
 
