@@ -495,6 +495,111 @@ def test_an_enclosing_scope_reaches_the_thread() -> None:
         run(main)
 
 
+# --- to_thread and the executor: timeout=UNTIL_STOPPED --------------------------------
+
+
+@pytest.mark.parametrize("name", PLAIN_CALLS)
+def test_until_stopped_runs_until_the_task_is_cancelled(name: str) -> None:
+    # No stop and no scope: the task's cancellation is the stop that ends the wait.
+    blocker = PLAIN_CALLS[name]()
+
+    async def main() -> None:
+        task = asyncio.create_task(aio.to_thread(blocker, timeout=stoppable.UNTIL_STOPPED))
+        await blocker.blocked()
+        task.cancel("client went away")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert blocker.ended.is_set(), "the await ended before the thread did"
+
+    run(main)
+    assert isinstance(blocker.error, Stopped)
+    assert blocker.error.reason == "client went away"
+
+
+def test_until_stopped_returns_the_result_with_no_deadline_in_the_thread() -> None:
+    def work(a: int, *, b: int) -> tuple[int, float | None]:
+        with stoppable.scope(stop=StopEvent()) as inner:  # sees the guard's deadline
+            return a + b, inner.deadline
+
+    async def main() -> tuple[int, float | None]:
+        return await aio.to_thread(work, 1, b=2, timeout=stoppable.UNTIL_STOPPED)
+
+    assert run(main) == (3, None)
+
+
+def test_until_stopped_ends_on_the_stop_given() -> None:
+    blocker = queue_wait()
+    stop = StopEvent()
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            aio.to_thread(blocker, timeout=stoppable.UNTIL_STOPPED, stop=stop)
+        )
+        await blocker.blocked()
+        threading.Thread(target=stop.set, args=("SIGTERM",)).start()
+        await task
+
+    with pytest.raises(Stopped) as caught:
+        run(main)
+    assert caught.value.reason == "SIGTERM"
+
+
+def test_until_stopped_keeps_an_enclosing_scopes_deadline() -> None:
+    blocker = PLAIN_CALLS["queue.Queue.get"]()
+
+    async def main() -> None:
+        with stoppable.scope(timeout=SHORT):
+            await aio.to_thread(blocker, timeout=stoppable.UNTIL_STOPPED)
+
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        run(main)
+    assert time.monotonic() - started < SHORT + WAKE_BOUND
+    assert isinstance(blocker.error, DeadlineExceeded)
+
+
+def test_until_stopped_still_checks_the_stop_and_refuses_a_bad_one() -> None:
+    called: list[int] = []
+    stop = StopEvent()
+    stop.set("earlier")
+
+    async def already_set() -> None:
+        await aio.to_thread(called.append, 1, timeout=stoppable.UNTIL_STOPPED, stop=stop)
+
+    async def bad_stop() -> None:
+        await aio.to_thread(
+            called.append,
+            1,
+            timeout=stoppable.UNTIL_STOPPED,
+            stop=object(),  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(Stopped, match="earlier"):
+        run(already_set)
+    with pytest.raises(TypeError, match="stop"):
+        run(bad_stop)
+    assert called == []
+
+
+def test_executor_task_timeout_until_stopped_runs_until_cancelled() -> None:
+    blocker = PLAIN_CALLS["socket.recv"]()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with aio.Executor(1, task_timeout=stoppable.UNTIL_STOPPED) as executor:
+            assert executor.task_timeout is None
+            future = loop.run_in_executor(executor, blocker)
+            await blocker.blocked()
+            future.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await future
+            await loop.run_in_executor(_watcher, blocker.ended.wait, WAKE_BOUND)
+            assert blocker.ended.is_set()
+
+    run(main)
+    assert isinstance(blocker.error, Stopped)
+
+
 def test_many_cancelled_calls_leave_nothing_behind() -> None:
     parent = StopEvent()
     threads = threading.active_count()
@@ -617,13 +722,15 @@ def test_asyncio_run_exits_promptly_with_threads_in_flight() -> None:
         assert isinstance(blocker.error, Stopped)
 
 
+@pytest.mark.parametrize("started_by", ["run_in_executor", "asyncio.to_thread"])
 def test_executor_shutdown_is_bounded_and_names_a_task_that_ignores_its_stop(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, started_by: str
 ) -> None:
     release = threading.Lock()
     assert release.acquire(blocking=False)
     ran_in: list[threading.Thread] = []
     ended = threading.Event()
+    in_flight: list[Awaitable[None]] = []  # left to asyncio.run's exit
 
     def stubborn() -> None:
         ran_in.append(threading.current_thread())
@@ -633,7 +740,10 @@ def test_executor_shutdown_is_bounded_and_names_a_task_that_ignores_its_stop(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(aio.Executor(2, shutdown_timeout=SHORT))
-        loop.run_in_executor(None, stubborn)
+        if started_by == "run_in_executor":
+            in_flight.append(loop.run_in_executor(None, stubborn))
+        else:  # named by the function, not by asyncio's partial(context.run, ...)
+            in_flight.append(asyncio.create_task(asyncio.to_thread(stubborn)))
         await loop.run_in_executor(_watcher, wait_until, lambda: ran_in)
         await loop.run_in_executor(_watcher, wait_until_blocked, ran_in[0], frozenset({"stubborn"}))
 

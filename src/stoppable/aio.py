@@ -36,6 +36,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
 import sys
 import threading
 import time
@@ -47,7 +48,15 @@ from . import futures as _futures
 from ._errors import DeadlineExceeded, Stopped
 from ._guard import guard as _guard
 from ._guard._install import resolve as _resolve_patch
-from ._limits import StopLike, begin, get_poll_interval, scope, validate_stop, validate_timeout
+from ._limits import (
+    UNTIL_STOPPED,
+    StopLike,
+    begin,
+    get_poll_interval,
+    scope,
+    validate_stop,
+    validate_timeout,
+)
 from ._stop import StopEvent
 
 __all__ = ["Executor", "cancel_on", "to_thread", "wait"]
@@ -56,6 +65,7 @@ T = TypeVar("T")
 
 _log = logging.getLogger("stoppable")
 _monotonic = time.monotonic
+_INF = math.inf
 
 
 def _running_loop(what: str) -> asyncio.AbstractEventLoop:
@@ -84,6 +94,7 @@ class _Call:
         "claim",
         "deadline",
         "end",
+        "finished",
         "func",
         "kwargs",
         "loop",
@@ -105,11 +116,13 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.timeout = timeout
-        self.deadline = _monotonic() + timeout
+        self.deadline = _monotonic() + timeout  # inf for UNTIL_STOPPED
         # The thread's own stop: a child of the caller's StopEvent (its set reaches the
         # thread without polling); a plain Event as the caller's stop is polled.
         self.outer: StopLike | None = None
-        if isinstance(stop, StopEvent):
+        if stop is None:
+            self.stop = StopEvent()
+        elif isinstance(stop, StopEvent):
             self.stop = stop.child()
         else:
             self.stop = StopEvent()
@@ -123,14 +136,34 @@ class _Call:
         # The executor's future cannot tell it: the task's cancellation cancelled it.
         self.end = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.waiter: asyncio.Future[bool] | None = None
+        # Only for a cancelled task, in the loop's thread: whether the worker is done,
+        # and the future the task awaits meanwhile (a new one after each cancel).
+        self.finished = False
+        self.waiter: asyncio.Future[None] | None = None
 
     def run(self) -> Any:
         """Run the call in the worker thread (in the caller's copied context)."""
         if not self.claim.acquire(False):
             return None  # dropped while queued: nobody awaits this
         try:
-            return self._call()
+            stop = self.stop
+            if stop._flag:
+                raise Stopped(stop._reason)
+            # The deadline was fixed when to_thread was called; the guard takes what is
+            # left of it (the wait for a free worker counts).
+            remaining = self.deadline - _monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
+                    "waiting for a free worker thread",
+                    timeout=self.timeout,
+                )
+            limit = None if remaining == _INF else remaining  # UNTIL_STOPPED: the stop only
+            if self.outer is not None:
+                with scope(stop=self.outer), _guard(timeout=limit, stop=stop):
+                    return self.func(*self.args, **self.kwargs)
+            with _guard(timeout=limit, stop=stop):
+                return self.func(*self.args, **self.kwargs)
         except StopIteration as exc:
             # A future refuses StopIteration (it would end the awaiting coroutine's
             # frame): asyncio.to_thread leaves the task waiting for ever. As PEP 479
@@ -139,41 +172,32 @@ class _Call:
         finally:
             if not self.end.acquire(False):  # a cancelled task waits for this
                 assert self.loop is not None
-                assert self.waiter is not None
-                _wake(self.loop, functools.partial(_resolve, self.waiter))
+                _wake(self.loop, self._finish)
 
-    def _call(self) -> Any:
-        stop = self.stop
-        if stop._flag:
-            raise Stopped(stop._reason)
-        # The deadline was fixed when to_thread was called; the guard takes what is
-        # left of it (the wait for a free worker counts).
-        remaining = self.deadline - _monotonic()
-        if remaining <= 0:
-            raise DeadlineExceeded(
-                f"to_thread({_describe(self.func)}) timed out after {self.timeout:g} s "
-                "waiting for a free worker thread",
-                timeout=self.timeout,
-            )
-        if self.outer is not None:
-            with scope(stop=self.outer), _guard(timeout=remaining, stop=stop):
-                return self.func(*self.args, **self.kwargs)
-        with _guard(timeout=remaining, stop=stop):
-            return self.func(*self.args, **self.kwargs)
+    def _finish(self) -> None:  # in the loop's thread
+        self.finished = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def ended(self, loop: asyncio.AbstractEventLoop) -> None:
         """Return once the worker has finished the call, through any cancellation."""
         self.loop = loop
-        self.waiter = waiter = loop.create_future()
         if not self.end.acquire(False):
             return  # finished already
-        while not waiter.done():
+        # Awaited directly, not through asyncio.wait or shield: this runs between the
+        # stop's set() and the loop's next select(), while the woken worker waits for
+        # the GIL. A cancellation cancels the waiter; the next one is a new future,
+        # and _finish (in this thread too) resolves whichever is current.
+        while not self.finished:
+            self.waiter = loop.create_future()
             try:
-                await asyncio.wait((waiter,))
+                await self.waiter
             except asyncio.CancelledError:
                 # anyio re-delivers its cancellation at every loop iteration until the
                 # task leaves its scope; the thread is ending, and must be waited for.
                 continue
+        self.waiter = None
 
 
 async def to_thread(
@@ -203,6 +227,10 @@ async def to_thread(
       raises), and the guard makes sure that is what comes out. A call whose
       deadline passed while every worker was busy does not run: it raises as soon
       as a worker takes it (to bound that wait too, use ``asyncio.timeout``);
+    - ``timeout=stoppable.UNTIL_STOPPED``: no deadline of its own; the thread runs
+      until the task is cancelled, ``stop`` (or an enclosing scope's stop) is set,
+      or an enclosing scope's deadline passes. Accepted without ``stop`` too: the
+      task's cancellation is a stop that can always end the wait;
     - setting ``stop`` (or the stop of an enclosing ``stoppable.scope``) ends the
       call with ``Stopped``; already set, the call raises at once without starting.
 
@@ -210,7 +238,13 @@ async def to_thread(
     ``functools.partial``. Bad ``timeout``/``stop``/``func`` raise ``TypeError`` or
     ``ValueError`` before any thread is involved.
     """
-    seconds = begin(timeout, stop)
+    if timeout is UNTIL_STOPPED:
+        # Always accepted: cancelling the awaiting task sets the thread's stop, so a
+        # stop that can end the wait is there even without ``stop`` or a scope.
+        begin(0.0, stop)  # validates stop; raises Stopped if a stop is set already
+        seconds = _INF
+    else:
+        seconds = begin(timeout, stop)
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__} {func!r}")
     loop = _running_loop("to_thread()")
@@ -263,7 +297,8 @@ class Executor(_futures.ThreadPoolExecutor):
 
     - runs each task inside ``stoppable.guard(timeout=task_timeout, stop=<its stop>)``,
       so a plain ``time.sleep`` or ``sock.recv`` in it ends when it is stopped;
-      ``task_timeout`` (``None``: no deadline) counts from the task's start;
+      ``task_timeout`` (``None`` or ``stoppable.UNTIL_STOPPED``: no deadline, the
+      task runs until stopped) counts from the task's start;
     - stops a running task when its future is cancelled, which is what asyncio does
       when a task awaiting ``loop.run_in_executor(executor, ...)`` (or, with this as
       the default executor, ``asyncio.to_thread``) is cancelled. The await ends at
@@ -299,8 +334,12 @@ class Executor(_futures.ThreadPoolExecutor):
         task_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
+        # UNTIL_STOPPED is None spelled out: every task has a stop (its future's
+        # cancel(), stop_task(), shutdown()) that can end it.
         self.task_timeout = (
-            None if task_timeout is None else validate_timeout(task_timeout, "task_timeout")
+            None
+            if task_timeout is None or task_timeout is UNTIL_STOPPED
+            else validate_timeout(task_timeout, "task_timeout")
         )
         """Each task's deadline, in seconds from its start (``None``: none)."""
         super().__init__(
@@ -310,6 +349,9 @@ class Executor(_futures.ThreadPoolExecutor):
             initargs,
             parent=parent,
             shutdown_timeout=shutdown_timeout,
+            # Without a deadline the base executor's own guard (with the task's stop)
+            # is all a task needs: no wrapper, no second scope, per task.
+            guard=self.task_timeout is None,
         )
         self.shutdown_timeout = self._stoppable_shutdown_timeout
         """How long ``shutdown()`` without a ``timeout`` waits for the threads."""
@@ -320,9 +362,15 @@ class Executor(_futures.ThreadPoolExecutor):
         """Schedule ``fn(*args, **kwargs)`` inside a guard; cancelling its future stops it."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-        future = super().submit(_guarded(fn, args, kwargs, self.task_timeout))
+        if self.task_timeout is None:
+            future = super().submit(fn, *args, **kwargs)  # in the base's guard
+        else:
+            future = super().submit(_guarded(fn, args, kwargs, self.task_timeout))
         task = self._stoppable_tasks.get(future)
         if task is not None:
+            # ShutdownDeadline and the shutdown warning name the task by this: the
+            # function itself, not asyncio.to_thread's partial(context.run, ...).
+            task.fn = _futures._split_context(fn, args, kwargs)[1]
             # A class of the same layout, chosen after the fact: the standard executor
             # makes the future itself, and asyncio cancels a running task only
             # through its future's cancel(). A per-instance override would be a
@@ -393,9 +441,6 @@ def _guarded(
             result = context.run(_call_in_guard, timeout, stop, func, args, kwargs)
         return result
 
-    # ShutdownDeadline and the shutdown warning name the task by these.
-    run_guarded.__qualname__ = _describe(func)
-    run_guarded.__module__ = getattr(func, "__module__", None) or __name__
     return run_guarded
 
 
