@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from stoppable.lint._judge import DONTWAIT, Judge
 from stoppable.lint._values import (
@@ -30,8 +30,8 @@ ADDRESS = "socket.address"
 class Expressions(Judge):
     """Expressions and assignment targets."""
 
-    #: One handler per expression type (the checker fills it when it is made).
-    _expr: dict[type, Callable[[Any], Value]]
+    #: One handler per expression type (the checker's module fills it, once).
+    _expr: ClassVar[dict[type, Callable[[Any, Any], Value]]]
 
     def set_name(self, name: str, value: Value) -> None:
         scope = self.scope
@@ -78,7 +78,7 @@ class Expressions(Judge):
     def expr(self, node: ast.expr) -> Value:
         handler = self._expr.get(type(node))
         if handler is not None:
-            return handler(node)
+            return handler(self, node)
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.expr(child)
