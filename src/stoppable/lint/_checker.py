@@ -100,12 +100,10 @@ class Checker(Expressions):
         return findings
 
     def release(self) -> None:
-        """Break the reference cycles among the module's values, so they die at once.
+        """Break the module's reference cycles, so its values and trees die at once.
 
-        A class's instances point at the class, which holds them in its attributes; a
-        pending call's scope holds the call. Left in cycles, every module's values and
-        the syntax trees they hold wait for the cyclic garbage collector, whose passes
-        over them cost more than a tenth of a run.
+        Instances point at their class, which holds them; a pending call's scope holds
+        the call. Left to the cyclic collector, its passes cost a tenth of a run.
         """
         for cls in self.classes:
             cls.methods.clear()
@@ -624,32 +622,3 @@ Checker._stmt = {
 _TRY_STAR = getattr(ast, "TryStar", None)
 if _TRY_STAR is not None:
     Checker._stmt[_TRY_STAR] = Checker.s_try
-Checker._expr = {
-    ast.Name: Checker.e_name,
-    ast.Attribute: Checker.e_attribute,
-    ast.Call: Checker.e_call,
-    ast.Constant: Checker.e_constant,
-    ast.Tuple: Checker.e_tuple,
-    ast.List: Checker.e_elts,
-    ast.Set: Checker.e_elts,
-    ast.BinOp: Checker.e_binop,
-    ast.BoolOp: Checker.e_boolop,
-    ast.Compare: Checker.e_compare,
-    ast.UnaryOp: Checker.e_unaryop,
-    ast.Subscript: Checker.e_subscript,
-    ast.Dict: Checker.e_dict,
-    ast.JoinedStr: Checker.e_joinedstr,
-    ast.FormattedValue: Checker.e_formatted,
-    ast.IfExp: Checker.e_ifexp,
-    ast.Starred: Checker.e_starred,
-    ast.Lambda: Checker.e_lambda,
-    ast.ListComp: Checker.e_comp,
-    ast.SetComp: Checker.e_comp,
-    ast.GeneratorExp: Checker.e_comp,
-    ast.DictComp: Checker.e_comp,
-    ast.NamedExpr: Checker.e_namedexpr,
-    ast.Await: Checker.e_await,
-    ast.Yield: Checker.e_yield,
-    ast.YieldFrom: Checker.e_yield,
-    ast.Slice: Checker.e_slice,
-}

@@ -30,7 +30,7 @@ ADDRESS = "socket.address"
 class Expressions(Judge):
     """Expressions and assignment targets."""
 
-    #: One handler per expression type (the checker's module fills it, once).
+    #: One handler per expression type (filled below, once for every checker).
     _expr: ClassVar[dict[type, Callable[[Any, Any], Value]]]
 
     def set_name(self, name: str, value: Value) -> None:
@@ -282,3 +282,35 @@ class Expressions(Judge):
         if len(args) >= 2 and isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
             return self.getattr(values[0], args[1].value)
         return None
+
+
+# The dispatch table, made once: plain functions, called with the checker.
+Expressions._expr = {
+    ast.Name: Expressions.e_name,
+    ast.Attribute: Expressions.e_attribute,
+    ast.Call: Expressions.e_call,
+    ast.Constant: Expressions.e_constant,
+    ast.Tuple: Expressions.e_tuple,
+    ast.List: Expressions.e_elts,
+    ast.Set: Expressions.e_elts,
+    ast.BinOp: Expressions.e_binop,
+    ast.BoolOp: Expressions.e_boolop,
+    ast.Compare: Expressions.e_compare,
+    ast.UnaryOp: Expressions.e_unaryop,
+    ast.Subscript: Expressions.e_subscript,
+    ast.Dict: Expressions.e_dict,
+    ast.JoinedStr: Expressions.e_joinedstr,
+    ast.FormattedValue: Expressions.e_formatted,
+    ast.IfExp: Expressions.e_ifexp,
+    ast.Starred: Expressions.e_starred,
+    ast.Lambda: Expressions.e_lambda,
+    ast.ListComp: Expressions.e_comp,
+    ast.SetComp: Expressions.e_comp,
+    ast.GeneratorExp: Expressions.e_comp,
+    ast.DictComp: Expressions.e_comp,
+    ast.NamedExpr: Expressions.e_namedexpr,
+    ast.Await: Expressions.e_await,
+    ast.Yield: Expressions.e_yield,
+    ast.YieldFrom: Expressions.e_yield,
+    ast.Slice: Expressions.e_slice,
+}

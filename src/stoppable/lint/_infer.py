@@ -115,12 +115,8 @@ def _tables(
             methods[type_name] = {k.rpartition(".")[2]: s for k, s in updated.items()}
     known_types = sig.KNOWN_TYPES | user_types
     # Only a name that ends a known qualified name is worth a look in a sibling.
-    leaf_names = sig.LEAF_NAMES | {
-        name.rpartition(".")[2] for name in (*functions, *known_types)
-    }
-    return _Tables(
-        functions, methods, constructors, frozenset(user_types), known_types, leaf_names
-    )
+    leaf_names = sig.LEAF_NAMES | {name.rpartition(".")[2] for name in (*functions, *known_types)}
+    return _Tables(functions, methods, constructors, frozenset(user_types), known_types, leaf_names)
 
 
 class Inference:
