@@ -76,7 +76,13 @@ class Expressions(Judge):
             self.bind(target.value, None)
 
     def expr(self, node: ast.expr) -> Value:
-        handler = self._expr.get(type(node))
+        kind = type(node)
+        # Names and constants are half of all expressions: no dispatch for them.
+        if kind is ast.Name:
+            return self.lookup(node.id)  # type: ignore[attr-defined]
+        if kind is ast.Constant:
+            return NONE if node.value is None else None  # type: ignore[attr-defined]
+        handler = self._expr.get(kind)
         if handler is not None:
             return handler(self, node)
         for child in ast.iter_child_nodes(node):
