@@ -9,6 +9,7 @@ import pytest
 import stoppable.lint
 from stoppable.lint import (
     RULES,
+    Config,
     Finding,
     LintSyntaxError,
     check_file,
@@ -111,3 +112,75 @@ def test_rules_have_names_and_messages() -> None:
         assert rule.code == code
         assert rule.summary
         assert rule.message
+
+
+_CYCLIC_MODULE = """
+import socket
+import threading
+
+
+class Server:
+    def __init__(self):
+        self.sock = socket.socket()
+        self.worker = threading.Thread(target=self.run)
+        self.peer = self.accept_one()
+
+    def accept_one(self):
+        return self.sock.accept()
+
+    def run(self):
+        conn = self.peer
+        conn.recv(1)
+        self.worker.join()
+
+
+def main():
+    server = Server()
+    server.sock.connect(("example.com", 80))
+    return [server.accept_one() for _ in range(3)]
+"""
+
+
+def test_checking_leaves_no_reference_cycles() -> None:
+    # Instances point at their class and pending calls at their scope; the checker
+    # breaks those cycles, so each file's values and tree are freed at once (a run
+    # pauses the cyclic collector while it checks a file and relies on this).
+    import ast
+    import gc
+
+    from stoppable.lint import _values
+
+    ours = tuple(
+        kind
+        for kind in vars(_values).values()
+        if isinstance(kind, type) and kind.__module__ == _values.__name__
+    )
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        findings = check_source(_CYCLIC_MODULE, "server.py")
+        assert findings  # the module was really walked, classes and pending calls too
+        gc.collect()
+        # (``ast.dump`` leaves a closure cycle of its own; it holds no tree.)
+        left = [o for o in gc.garbage if isinstance(o, (ast.AST, *ours))]
+        assert left == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def test_check_paths_restores_the_collector(tmp_path: Path) -> None:
+    import gc
+
+    (tmp_path / "a.py").write_text(_CYCLIC_MODULE)
+    assert gc.isenabled()
+    assert check_paths([tmp_path], Config(), jobs=1).findings
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        check_paths([tmp_path], Config(), jobs=1)
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from stoppable.lint import _expected
 from stoppable.lint import _signatures as sig
@@ -74,71 +74,16 @@ def _method_call(stmt: ast.stmt | None, name: str) -> ast.Call | None:
 class Checker(Expressions):
     """Check one module. Make a new one per module; call :meth:`run` once."""
 
+    #: One handler per statement type (filled below, once for every checker).
+    _stmt: ClassVar[dict[type, Callable[[Any, Any], None]]]
+
     def setup(self) -> None:
-        """The dispatch tables: one handler per statement and expression type."""
-        self._stmt: dict[type, Callable[[Any], None]] = {
-            ast.Expr: self.s_expr,
-            ast.Assign: self.s_assign,
-            ast.AnnAssign: self.s_annassign,
-            ast.AugAssign: self.s_augassign,
-            ast.Return: self.s_value,
-            ast.If: self.s_if,
-            ast.While: self.s_if,
-            ast.For: self.s_for,
-            ast.AsyncFor: self.s_for,
-            ast.With: self.s_with,
-            ast.AsyncWith: self.s_with,
-            ast.Try: self.s_try,
-            ast.FunctionDef: self.s_def,
-            ast.AsyncFunctionDef: self.s_def,
-            ast.ClassDef: self.s_class,
-            ast.Import: self.s_import,
-            ast.ImportFrom: self.s_importfrom,
-            ast.Raise: self.s_raise,
-            ast.Assert: self.s_assert,
-            ast.Delete: self.s_delete,
-            ast.Global: self.s_global,
-            ast.Nonlocal: self.s_pass,
-            ast.Pass: self.s_pass,
-            ast.Break: self.s_pass,
-            ast.Continue: self.s_pass,
-            ast.Match: self.s_match,
-        }
+        """The state of the statement walk."""
         #: Values returned so far by each function body being walked (innermost last).
         self.returned: list[list[Value]] = []
         self.funcs: dict[int, UserFunc] = {}
-        try_star = getattr(ast, "TryStar", None)
-        if try_star is not None:
-            self._stmt[try_star] = self.s_try
-        self._expr = {
-            ast.Name: self.e_name,
-            ast.Attribute: self.e_attribute,
-            ast.Call: self.e_call,
-            ast.Constant: self.e_constant,
-            ast.Tuple: self.e_tuple,
-            ast.List: self.e_elts,
-            ast.Set: self.e_elts,
-            ast.BinOp: self.e_binop,
-            ast.BoolOp: self.e_boolop,
-            ast.Compare: self.e_compare,
-            ast.UnaryOp: self.e_unaryop,
-            ast.Subscript: self.e_subscript,
-            ast.Dict: self.e_dict,
-            ast.JoinedStr: self.e_joinedstr,
-            ast.FormattedValue: self.e_formatted,
-            ast.IfExp: self.e_ifexp,
-            ast.Starred: self.e_starred,
-            ast.Lambda: self.e_lambda,
-            ast.ListComp: self.e_comp,
-            ast.SetComp: self.e_comp,
-            ast.GeneratorExp: self.e_comp,
-            ast.DictComp: self.e_comp,
-            ast.NamedExpr: self.e_namedexpr,
-            ast.Await: self.e_await,
-            ast.Yield: self.e_yield,
-            ast.YieldFrom: self.e_yield,
-            ast.Slice: self.e_slice,
-        }
+        #: Every class of the module, to take apart once the module is checked.
+        self.classes: list[UserClass] = []
 
     def run(self, tree: ast.Module) -> list[RawFinding]:
         """Check ``tree`` and return its findings in source order."""
@@ -151,7 +96,29 @@ class Checker(Expressions):
         self.resolve_pending()
         findings = [f for f in self.findings if self.keep(f)]
         findings.sort(key=lambda f: (f.line, f.column, f.code))
+        self.release()
         return findings
+
+    def release(self) -> None:
+        """Break the module's reference cycles, so its values and trees die at once.
+
+        Instances point at their class, which holds them; a pending call's scope holds
+        the call. Left to the cyclic collector, its passes cost a tenth of a run.
+        """
+        for cls in self.classes:
+            cls.methods.clear()
+            cls.class_attrs.clear()
+            cls.attrs.clear()
+            cls.bases.clear()
+        for call in self.pending:
+            call.scope.vars.clear()
+            call.result = None
+        for _, parent, _ in self.deferred:
+            parent.vars.clear()
+        self.module_scope.vars.clear()
+        self.pending.clear()
+        self.deferred.clear()
+        self.funcs.clear()
 
     def keep(self, finding: RawFinding) -> bool:
         if finding.socket_default and (self.default_timeout_set or self.assume_default):
@@ -174,7 +141,7 @@ class Checker(Expressions):
         for node in body:
             handler = handlers.get(type(node))
             if handler is not None:
-                handler(node)
+                handler(self, node)
             else:
                 self.generic(node)
 
@@ -463,9 +430,7 @@ class Checker(Expressions):
             self.expr(decorator)
         self.defaults(node.args)
         returns = self.annotation(node.returns) if node.returns is not None else None
-        func = UserFunc(
-            returns, node if node.returns is None else None, _expected.makes_calls(node), node
-        )
+        func = UserFunc(returns, node if node.returns is None else None, node)
         self.funcs[id(node)] = func
         scope = self.scope
         cls = self.class_stack[-1] if scope.is_class and self.class_stack else None
@@ -576,6 +541,7 @@ class Checker(Expressions):
             self.expr(keyword.value)
         qualname = f"{self.module}.{node.name}" if self.module else node.name
         cls = UserClass(qualname, known, user_bases)
+        self.classes.append(cls)
         saved = self.scope
         self.scope = Scope(saved, is_class=True)
         self.class_stack.append(cls)
@@ -622,3 +588,37 @@ class Checker(Expressions):
             self.scope = call.scope
             call.result = self.dispatch(call.node, func)
             self.scope = saved
+
+
+# The dispatch tables, made once: plain functions, called with the checker.
+Checker._stmt = {
+    ast.Expr: Checker.s_expr,
+    ast.Assign: Checker.s_assign,
+    ast.AnnAssign: Checker.s_annassign,
+    ast.AugAssign: Checker.s_augassign,
+    ast.Return: Checker.s_value,
+    ast.If: Checker.s_if,
+    ast.While: Checker.s_if,
+    ast.For: Checker.s_for,
+    ast.AsyncFor: Checker.s_for,
+    ast.With: Checker.s_with,
+    ast.AsyncWith: Checker.s_with,
+    ast.Try: Checker.s_try,
+    ast.FunctionDef: Checker.s_def,
+    ast.AsyncFunctionDef: Checker.s_def,
+    ast.ClassDef: Checker.s_class,
+    ast.Import: Checker.s_import,
+    ast.ImportFrom: Checker.s_importfrom,
+    ast.Raise: Checker.s_raise,
+    ast.Assert: Checker.s_assert,
+    ast.Delete: Checker.s_delete,
+    ast.Global: Checker.s_global,
+    ast.Nonlocal: Checker.s_pass,
+    ast.Pass: Checker.s_pass,
+    ast.Break: Checker.s_pass,
+    ast.Continue: Checker.s_pass,
+    ast.Match: Checker.s_match,
+}
+_TRY_STAR = getattr(ast, "TryStar", None)
+if _TRY_STAR is not None:
+    Checker._stmt[_TRY_STAR] = Checker.s_try

@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -180,17 +181,27 @@ def path_matches(
     elif relative_to_root is not None:
         below = relative_to_root
     names = [part for part in below.split("/") if part not in ("", ".", "..")]
-    for pattern in patterns:
-        pattern = pattern.rstrip("/")
-        if "/" in pattern:
-            for candidate in candidates:
-                if fnmatch.fnmatchcase(candidate, pattern) or candidate.startswith(pattern + "/"):
-                    return True
-                if fnmatch.fnmatchcase(candidate, pattern + "/*"):
-                    return True
-        elif any(fnmatch.fnmatchcase(name, pattern) for name in names):
-            return True
-    return False
+    paths, name_regex = _compiled(tuple(patterns))
+    for pattern in paths:
+        for candidate in candidates:
+            if fnmatch.fnmatchcase(candidate, pattern) or candidate.startswith(pattern + "/"):
+                return True
+            if fnmatch.fnmatchcase(candidate, pattern + "/*"):
+                return True
+    return name_regex is not None and any(name_regex.match(name) for name in names)
+
+
+@lru_cache(maxsize=32)
+def _compiled(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """The patterns with a ``/``, and one regex for all the name patterns.
+
+    The walk matches every folder and file against every pattern: one regex per
+    name instead of one ``fnmatchcase`` per pattern and name.
+    """
+    stripped = [pattern.rstrip("/") for pattern in patterns]
+    names = [pattern for pattern in stripped if "/" not in pattern]
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in names)) if names else None
+    return tuple(p for p in stripped if "/" in p), regex
 
 
 def find_pyproject(start: str | os.PathLike[str] | None = None) -> Path | None:

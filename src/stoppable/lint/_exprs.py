@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from stoppable.lint._judge import DONTWAIT, Judge
 from stoppable.lint._values import (
@@ -30,8 +30,8 @@ ADDRESS = "socket.address"
 class Expressions(Judge):
     """Expressions and assignment targets."""
 
-    #: One handler per expression type (the checker fills it when it is made).
-    _expr: dict[type, Callable[[Any], Value]]
+    #: One handler per expression type (filled below, once for every checker).
+    _expr: ClassVar[dict[type, Callable[[Any, Any], Value]]]
 
     def set_name(self, name: str, value: Value) -> None:
         scope = self.scope
@@ -76,9 +76,15 @@ class Expressions(Judge):
             self.bind(target.value, None)
 
     def expr(self, node: ast.expr) -> Value:
-        handler = self._expr.get(type(node))
+        kind = type(node)
+        # Names and constants are half of all expressions: no dispatch for them.
+        if kind is ast.Name:
+            return self.lookup(node.id)  # type: ignore[attr-defined]
+        if kind is ast.Constant:
+            return NONE if node.value is None else None  # type: ignore[attr-defined]
+        handler = self._expr.get(kind)
         if handler is not None:
-            return handler(node)
+            return handler(self, node)
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.expr(child)
@@ -282,3 +288,35 @@ class Expressions(Judge):
         if len(args) >= 2 and isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
             return self.getattr(values[0], args[1].value)
         return None
+
+
+# The dispatch table, made once: plain functions, called with the checker.
+Expressions._expr = {
+    ast.Name: Expressions.e_name,
+    ast.Attribute: Expressions.e_attribute,
+    ast.Call: Expressions.e_call,
+    ast.Constant: Expressions.e_constant,
+    ast.Tuple: Expressions.e_tuple,
+    ast.List: Expressions.e_elts,
+    ast.Set: Expressions.e_elts,
+    ast.BinOp: Expressions.e_binop,
+    ast.BoolOp: Expressions.e_boolop,
+    ast.Compare: Expressions.e_compare,
+    ast.UnaryOp: Expressions.e_unaryop,
+    ast.Subscript: Expressions.e_subscript,
+    ast.Dict: Expressions.e_dict,
+    ast.JoinedStr: Expressions.e_joinedstr,
+    ast.FormattedValue: Expressions.e_formatted,
+    ast.IfExp: Expressions.e_ifexp,
+    ast.Starred: Expressions.e_starred,
+    ast.Lambda: Expressions.e_lambda,
+    ast.ListComp: Expressions.e_comp,
+    ast.SetComp: Expressions.e_comp,
+    ast.GeneratorExp: Expressions.e_comp,
+    ast.DictComp: Expressions.e_comp,
+    ast.NamedExpr: Expressions.e_namedexpr,
+    ast.Await: Expressions.e_await,
+    ast.Yield: Expressions.e_yield,
+    ast.YieldFrom: Expressions.e_yield,
+    ast.Slice: Expressions.e_slice,
+}

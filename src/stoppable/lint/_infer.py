@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 
 from stoppable.lint import _signatures as sig
 from stoppable.lint._presets import PRESETS
@@ -65,6 +67,58 @@ _UNWRAP_FIRST = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """The known calls and types for one configuration (presets, blocking calls, wrappers)."""
+
+    functions: dict[str, Spec]
+    methods: dict[str, dict[str, Spec]]
+    constructors: dict[str, Spec]
+    user_types: frozenset[str]
+    known_types: frozenset[str]
+    leaf_names: frozenset[str]
+
+
+@lru_cache(maxsize=8)
+def _tables(
+    presets: tuple[str, ...],
+    blocking_calls: tuple[tuple[str, Spec], ...],
+    wrappers: tuple[tuple[str, str], ...],
+) -> _Tables:
+    # Built once per configuration, not once per module: copying the signature tables
+    # for every file cost more than checking a small one.
+    functions = dict(sig.FUNCTIONS)
+    methods: dict[str, dict[str, Spec]] = {k: dict(v) for k, v in sig.METHODS.items()}
+    constructors = dict(sig.CONSTRUCTORS)
+    user_types: set[str] = set()
+    for preset_name in presets:
+        preset = PRESETS[preset_name]
+        functions.update(preset.functions)
+        constructors.update(preset.constructors)
+        for type_name, specs in preset.methods.items():
+            methods.setdefault(type_name, {}).update(specs)
+        user_types |= preset.types()
+    for name, spec in blocking_calls:
+        functions[name] = spec
+        owner, _, method = name.rpartition(".")
+        methods.setdefault(owner, {})[method] = spec
+        user_types.add(owner)
+        if spec.kind == "client":
+            constructors[name] = spec
+    if wrappers:
+        wrapping = dict(wrappers)
+        functions = sig.with_wrappers(functions, wrapping)
+        constructors = sig.with_wrappers(constructors, wrapping)
+        for type_name, specs in methods.items():
+            prefixed = {f"{type_name}.{m}": s for m, s in specs.items()}
+            updated = sig.with_wrappers(prefixed, wrapping)
+            methods[type_name] = {k.rpartition(".")[2]: s for k, s in updated.items()}
+    known_types = sig.KNOWN_TYPES | user_types
+    # Only a name that ends a known qualified name is worth a look in a sibling.
+    leaf_names = sig.LEAF_NAMES | {name.rpartition(".")[2] for name in (*functions, *known_types)}
+    return _Tables(functions, methods, constructors, frozenset(user_types), known_types, leaf_names)
+
+
 class Inference:
     """The state of one module's check, and how names resolve to values."""
 
@@ -87,36 +141,16 @@ class Inference:
         self.module = module
         self.package = module if is_package else (module.rpartition(".")[0] if module else None)
         self.assume_default = assume_socket_default_timeout
-        self.functions = dict(sig.FUNCTIONS)
-        self.methods: dict[str, dict[str, Spec]] = {k: dict(v) for k, v in sig.METHODS.items()}
-        self.constructors = dict(sig.CONSTRUCTORS)
-        self.user_types: set[str] = set()
-        for preset_name in presets:
-            preset = PRESETS[preset_name]
-            self.functions.update(preset.functions)
-            self.constructors.update(preset.constructors)
-            for type_name, specs in preset.methods.items():
-                self.methods.setdefault(type_name, {}).update(specs)
-            self.user_types |= preset.types()
-        for name, spec in (blocking_calls or {}).items():
-            self.functions[name] = spec
-            owner, _, method = name.rpartition(".")
-            self.methods.setdefault(owner, {})[method] = spec
-            self.user_types.add(owner)
-            if spec.kind == "client":
-                self.constructors[name] = spec
-        if wrappers:
-            self.functions = sig.with_wrappers(self.functions, wrappers)
-            self.constructors = sig.with_wrappers(self.constructors, wrappers)
-            for type_name, specs in self.methods.items():
-                prefixed = {f"{type_name}.{m}": s for m, s in specs.items()}
-                updated = sig.with_wrappers(prefixed, wrappers)
-                self.methods[type_name] = {k.rpartition(".")[2]: s for k, s in updated.items()}
-        self.known_types = sig.KNOWN_TYPES | self.user_types
-        # Only a name that ends a known qualified name is worth a look in a sibling.
-        self.leaf_names = sig.LEAF_NAMES | {
-            name.rpartition(".")[2] for name in (*self.functions, *self.known_types)
-        }
+        tables = _tables(
+            tuple(presets), tuple((blocking_calls or {}).items()), tuple((wrappers or {}).items())
+        )
+        # Shared by every module checked with the same configuration: read, never written.
+        self.functions = tables.functions
+        self.methods = tables.methods
+        self.constructors = tables.constructors
+        self.user_types = tables.user_types
+        self.known_types = tables.known_types
+        self.leaf_names = tables.leaf_names
         self.codes = codes
         self.rules = tuple(
             r

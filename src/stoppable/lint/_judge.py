@@ -153,7 +153,12 @@ class Judge(Inference):
                 result.owner = inst
             if isinstance(result, Inst) and name == "submit" and node.args:
                 task = self.static_or_none(node.args[0])
-                if isinstance(task, UserFunc) and not task.calls:
+                # Walked only here, for a submitted task: most functions never are.
+                if (
+                    isinstance(task, UserFunc)
+                    and task.defn is not None
+                    and not _expected.makes_calls(task.defn)
+                ):
                     result.done = True  # a task that calls nothing cannot stall
             return result
         return None

@@ -107,8 +107,6 @@ class UserFunc:
     returns: Value
     #: The ``def`` itself, for what a body returns when there is no annotation.
     node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
-    #: Whether the body calls anything (a task that calls nothing cannot stall).
-    calls: bool = True
     #: The ``def`` (always).
     defn: ast.FunctionDef | ast.AsyncFunctionDef | None = None
 
