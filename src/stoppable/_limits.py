@@ -210,6 +210,22 @@ class scope:  # a context manager used like a function, as contextlib's are
         self._state: _ScopeState | None = None
         self._token: object = None
 
+    @classmethod
+    def _trusted(cls, timeout: float | None, stop: StopLike | None) -> scope:
+        """A scope from a ``timeout``/``stop`` its caller already validated; private.
+
+        For the library's own hot paths (a guard per worker-thread call): the same
+        object ``scope(timeout=timeout, stop=stop)`` makes, without checking again.
+        """
+        self = cls.__new__(cls)
+        self._timeout = timeout
+        self._stop = stop
+        self._raise_if_expired = False
+        self._expired = None
+        self._state = None
+        self._token = None
+        return self
+
     @property
     def deadline(self) -> float | None:
         """The absolute ``time.monotonic()`` deadline in force inside, or ``None``."""
@@ -251,6 +267,22 @@ class scope:  # a context manager used like a function, as contextlib's are
                 raise Limits(_INF, None, "the block").deadline_error() from exc
         finally:
             _current_scope.reset(self._token)  # type: ignore[arg-type]
+
+    def _close(self) -> float | None:
+        """``__exit__`` without ``raise_if_expired``, for a guard's scope; private.
+
+        Returns the clock reading that judged ``expired`` (``None``: no deadline, no
+        reading), so the guard judges its own exit by the same instant.
+        """
+        state = self._state
+        now: float | None = None
+        if state is not None and state.deadline is not None:
+            now = _monotonic()
+            self._expired = state.deadline <= now
+        else:
+            self._expired = False
+        _current_scope.reset(self._token)  # type: ignore[arg-type]
+        return now
 
 
 def merge(
