@@ -249,8 +249,13 @@ class scope:  # a context manager used like a function, as contextlib's are
             raise RuntimeError("a scope can be entered only once")
         budget = self._timeout
         deadline = None if budget is None else _monotonic() + budget
-        deadline, budget, _, stops = merge(_current_scope.get(), deadline, budget, self._stop)
-        self._state = _ScopeState(deadline, budget, stops)
+        outer = _current_scope.get()
+        if outer is None:  # nothing to merge (merge() would return these): no call
+            stop = self._stop
+            self._state = _ScopeState(deadline, budget, () if stop is None else (stop,))
+        else:
+            deadline, budget, _, stops = merge(outer, deadline, budget, self._stop)
+            self._state = _ScopeState(deadline, budget, stops)
         self._token = _current_scope.set(self._state)
         return self
 
