@@ -23,6 +23,7 @@ from typing import Any
 
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import StopLike, _current_scope, _ScopeState, scope
+from .._stop import StopEvent
 from . import _install
 from ._state import Record, SoftState, active
 
@@ -199,7 +200,10 @@ class guard:  # a context manager used like a function, as scope is
         both, so ``expired`` and the exit's error agree), or ``None`` if it read none.
         """
         for stop in state.stops:
-            if stop.is_set():
+            if stop.__class__ is StopEvent:  # read directly, as _limits does: no call
+                if stop._flag:
+                    return Stopped(stop._reason)
+            elif stop.is_set():
                 return Stopped(getattr(stop, "reason", None))
         deadline = state.deadline
         if deadline is not None and deadline <= (_monotonic() if now is None else now):
