@@ -210,6 +210,22 @@ class scope:  # a context manager used like a function, as contextlib's are
         self._state: _ScopeState | None = None
         self._token: object = None
 
+    @classmethod
+    def _trusted(cls, timeout: float | None, stop: StopLike | None) -> scope:
+        """A scope from a ``timeout``/``stop`` its caller already validated; private.
+
+        For the library's own hot paths (a guard per worker-thread call): the same
+        object ``scope(timeout=timeout, stop=stop)`` makes, without checking again.
+        """
+        self = cls.__new__(cls)
+        self._timeout = timeout
+        self._stop = stop
+        self._raise_if_expired = False
+        self._expired = None
+        self._state = None
+        self._token = None
+        return self
+
     @property
     def deadline(self) -> float | None:
         """The absolute ``time.monotonic()`` deadline in force inside, or ``None``."""
@@ -233,8 +249,13 @@ class scope:  # a context manager used like a function, as contextlib's are
             raise RuntimeError("a scope can be entered only once")
         budget = self._timeout
         deadline = None if budget is None else _monotonic() + budget
-        deadline, budget, _, stops = merge(_current_scope.get(), deadline, budget, self._stop)
-        self._state = _ScopeState(deadline, budget, stops)
+        outer = _current_scope.get()
+        if outer is None:  # nothing to merge (merge() would return these): no call
+            stop = self._stop
+            self._state = _ScopeState(deadline, budget, () if stop is None else (stop,))
+        else:
+            deadline, budget, _, stops = merge(outer, deadline, budget, self._stop)
+            self._state = _ScopeState(deadline, budget, stops)
         self._token = _current_scope.set(self._state)
         return self
 
@@ -251,6 +272,22 @@ class scope:  # a context manager used like a function, as contextlib's are
                 raise Limits(_INF, None, "the block").deadline_error() from exc
         finally:
             _current_scope.reset(self._token)  # type: ignore[arg-type]
+
+    def _close(self) -> float | None:
+        """``__exit__`` without ``raise_if_expired``, for a guard's scope; private.
+
+        Returns the clock reading that judged ``expired`` (``None``: no deadline, no
+        reading), so the guard judges its own exit by the same instant.
+        """
+        state = self._state
+        now: float | None = None
+        if state is not None and state.deadline is not None:
+            now = _monotonic()
+            self._expired = state.deadline <= now
+        else:
+            self._expired = False
+        _current_scope.reset(self._token)  # type: ignore[arg-type]
+        return now
 
 
 def merge(

@@ -68,10 +68,11 @@ def _run_in_stop(
 ) -> T:
     token = _task_stop.set(stop)
     try:
+        # The pool's own StopEvent: valid by construction, not checked again per task.
         if not guarded:
-            with scope(stop=stop):
+            with scope._trusted(None, stop):
                 return fn(*args, **kwargs)
-        with guard(stop=stop):
+        with guard._trusted(None, stop):
             return _install.resolve(fn)(*args, **kwargs)  # type: ignore[no-any-return]
     finally:
         _task_stop.reset(token)

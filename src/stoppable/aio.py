@@ -159,10 +159,12 @@ class _Call:
                     timeout=self.timeout,
                 )
             limit = None if remaining == _INF else remaining  # UNTIL_STOPPED: the stop only
+            # Both are valid by construction (a positive finite number or None, our own
+            # StopEvent): the guard need not check them again on every call.
             if self.outer is not None:
-                with scope(stop=self.outer), _guard(timeout=limit, stop=stop):
+                with scope(stop=self.outer), _guard._trusted(limit, stop):
                     return self.func(*self.args, **self.kwargs)
-            with _guard(timeout=limit, stop=stop):
+            with _guard._trusted(limit, stop):
                 return self.func(*self.args, **self.kwargs)
         except StopIteration as exc:
             # A future refuses StopIteration (it would end the awaiting coroutine's

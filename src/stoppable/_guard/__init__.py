@@ -23,6 +23,7 @@ from typing import Any
 
 from .._errors import DeadlineExceeded, Stopped
 from .._limits import StopLike, _current_scope, _ScopeState, scope
+from .._stop import StopEvent
 from . import _install
 from ._state import Record, SoftState, active
 
@@ -76,6 +77,22 @@ class guard:  # a context manager used like a function, as scope is
         self._token: object = None
         self._entered = False
         self._interrupted: weakref.ref[BaseException] | None = None
+
+    @classmethod
+    def _trusted(cls, timeout: float | None, stop: StopLike | None) -> guard:
+        """A guard from a ``timeout``/``stop`` its caller already validated; private.
+
+        For the library's own callers that open a guard per call (``aio.to_thread``'s
+        worker, an executor's task): the same object ``guard(timeout=..., stop=...)``
+        makes, without validating again what they validated at their own edge.
+        """
+        self = cls.__new__(cls)
+        self._scope = scope._trusted(timeout, stop)
+        self._record = Record()
+        self._token = None
+        self._entered = False
+        self._interrupted = None
+        return self
 
     @staticmethod
     def install(*, keep_sockets: bool = False) -> None:
@@ -142,7 +159,7 @@ class guard:  # a context manager used like a function, as scope is
         state = _current_scope.get()
         try:
             active.reset(self._token)  # type: ignore[arg-type]
-            self._scope.__exit__(exc_type, exc, tb)
+            now = self._scope._close()
         finally:
             _install.release()
         # The record lets go of what it interrupted: that exception's traceback holds
@@ -154,7 +171,7 @@ class guard:  # a context manager used like a function, as scope is
             self._interrupted = weakref.ref(fired)
         if state is None:  # pragma: no cover - entered, so there is a state
             return
-        error = self._fired(state)
+        error = self._fired(state, now)
         if error is None:
             return
         cause: BaseException
@@ -176,12 +193,20 @@ class guard:  # a context manager used like a function, as scope is
             # This frame, kept by the error's traceback, must not hold the error itself.
             del error, cause, fired
 
-    def _fired(self, state: _ScopeState) -> BaseException | None:
-        """``Stopped`` if a stop is set, ``DeadlineExceeded`` if the deadline passed."""
+    def _fired(self, state: _ScopeState, now: float | None) -> BaseException | None:
+        """``Stopped`` if a stop is set, ``DeadlineExceeded`` if the deadline passed.
+
+        ``now``: the instant the scope judged ``expired`` by (one clock reading for
+        both, so ``expired`` and the exit's error agree), or ``None`` if it read none.
+        """
         for stop in state.stops:
-            if stop.is_set():
+            if stop.__class__ is StopEvent:  # read directly, as _limits does: no call
+                if stop._flag:
+                    return Stopped(stop._reason)
+            elif stop.is_set():
                 return Stopped(getattr(stop, "reason", None))
-        if state.deadline is not None and state.deadline <= _monotonic():
+        deadline = state.deadline
+        if deadline is not None and deadline <= (_monotonic() if now is None else now):
             budget = "" if state.timeout is None else f" (timeout={state.timeout:g} s)"
             return DeadlineExceeded(
                 f"the stoppable.guard's deadline{budget} passed", timeout=state.timeout
