@@ -176,7 +176,9 @@ def note_stop(path: str) -> None:
     try:
         queues.get(queue.Queue(), timeout=60)
     except Stopped as exc:
-        Path(path).write_text(str(exc.reason))
+        # Written whole, then renamed: a reader that sees the file sees the reason.
+        Path(path + ".tmp").write_text(str(exc.reason))
+        os.replace(path + ".tmp", path)
         raise
 
 
