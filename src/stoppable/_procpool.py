@@ -47,6 +47,7 @@ from ._errors import Stopped
 from ._limits import SHUTDOWN_TIMEOUT, validate_timeout
 from ._procworker import _RemoteTraceback, _worker_main
 from ._stop import StopEvent
+from ._threadpool import _leave_block, _named
 from ._wait import MAX_BLOCK
 
 __all__ = ["KILL_AFTER", "ProcessPoolExecutor", "TaskKilled"]
@@ -339,11 +340,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         with self._lock:
             killed, self._killed = self._killed, []
         if killed:
-            names = ", ".join(_futures._describe(work.fn) for work in killed[:5])
-            more = f" and {len(killed) - 5} more" if len(killed) > 5 else ""
             error = _futures.ShutdownDeadline(
                 f"executor shutdown timed out after {seconds:g} s: {len(killed)} task(s) "
-                f"did not finish and were ended: {names}{more}",
+                f"did not finish and were ended: {_named(work.fn for work in killed)}",
                 timeout=seconds,
             )
             error.unfinished = [work.future for work in killed]
@@ -356,13 +355,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         tb: TracebackType | None,
     ) -> None:
         """Shut down (see the class docstring); never swallows the block's exception."""
-        stopping = exc is not None and not isinstance(exc, Exception)
-        try:
-            self.shutdown(wait=True, stop=stopping)
-        except _futures.ShutdownDeadline as err:
-            if exc is None:
-                raise
-            _log.warning("%s (while leaving the block by %r)", err, exc)
+        _leave_block(lambda stop: self.shutdown(wait=True, stop=stop), exc)
 
     def _workers_alive(self) -> int:
         """How many worker processes are running (for tests)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -188,9 +188,8 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     def _shutdown_error(self, seconds: float, alive: int) -> ShutdownDeadline:
         unfinished = self._stoppable_tasks.unfinished()
         if unfinished:
-            shown = ", ".join(_describe(task.fn) for _, task in unfinished[:5])
-            more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
-            what = f"{len(unfinished)} task(s) did not finish: {shown}{more}"
+            names = _named(task.fn for _, task in unfinished)
+            what = f"{len(unfinished)} task(s) did not finish: {names}"
         else:
             what = f"{alive} worker thread(s) still running"
         error = ShutdownDeadline(
@@ -206,12 +205,32 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         tb: TracebackType | None,
     ) -> None:
         """Shut down (see the class docstring); never swallows the block's exception."""
-        stopping = exc is not None and not isinstance(exc, Exception)
-        try:
-            self.shutdown(wait=True, stop=stopping, timeout=self._stoppable_shutdown_timeout)
-        except ShutdownDeadline as err:
-            if exc is None:
-                raise
-            # Do not replace the exception that ends the block (a KeyboardInterrupt
-            # must stay one): report the shutdown's failure beside it.
-            _log.warning("%s (while leaving the block by %r)", err, exc)
+        _leave_block(
+            lambda stop: self.shutdown(
+                wait=True, stop=stop, timeout=self._stoppable_shutdown_timeout
+            ),
+            exc,
+        )
+
+
+def _named(fns: Iterable[Callable[..., Any]]) -> str:
+    """The first five tasks by name, then how many more: for a shutdown's error."""
+    names = [_describe(fn) for fn in fns]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(names[:5]) + more
+
+
+def _leave_block(shutdown: Callable[[bool], object], exc: BaseException | None) -> None:
+    """An executor's ``__exit__``: ``shutdown(stop)``, never replacing the block's exception.
+
+    ``stop`` is true when the block ends by an exception that is not an ``Exception``
+    (Ctrl-C, ``SystemExit``): the tasks are stopped rather than waited for.
+    """
+    try:
+        shutdown(exc is not None and not isinstance(exc, Exception))
+    except ShutdownDeadline as err:
+        if exc is None:
+            raise
+        # Do not replace the exception that ends the block (a KeyboardInterrupt
+        # must stay one): report the shutdown's failure beside it.
+        _log.warning("%s (while leaving the block by %r)", err, exc)
